@@ -1,0 +1,136 @@
+"""The ASGI application: forward-auth fast path in front of the Starlette pages.
+
+Errors raised on purpose are mapped to responses here, in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import pages
+from gateway.errors import SessionStoreUnavailable, StorageError
+from gateway.forward_auth import PATHS, ForwardAuth
+from gateway.health import healthz, readyz
+from gateway.services import Services
+from gateway.templating import render
+
+log = logging.getLogger("passgate.app")
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self' https: http:; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
+_SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class PassgateApp:
+    """Routes the forward-auth paths to the bare ASGI handler and everything else to Starlette
+    (with security headers added to its responses)."""
+
+    def __init__(self, services: Services, pages_app: ASGIApp) -> None:
+        self.services = services
+        self._forward_auth = ForwardAuth(services)
+        self._pages = pages_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in PATHS:
+            await self._forward_auth(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self._pages(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
+                if b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self._pages(scope, receive, send_with_headers)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    return _error_page(
+        request,
+        503,
+        "Temporarily unavailable",
+        "Sign-in is unavailable for a moment. Please try again shortly.",
+    )
+
+
+async def _storage_failed(request: Request, exc: Exception) -> Response:
+    log.error("storage error on %s: %s", request.url.path, exc)
+    return _error_page(
+        request,
+        500,
+        "Something went wrong",
+        "Passgate could not reach its database. Please try again shortly.",
+    )
+
+
+def _error_page(request: Request, status: int, title: str, text: str) -> Response:
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"error": "server_error", "error_description": text}, status)
+    services: Services = request.app.state.services
+    body = render(
+        "message.html",
+        app_name=services.settings.app_name,
+        title=title,
+        message=text,
+        link=None,
+        link_text="",
+    )
+    return Response(body, status, media_type="text/html")
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 404, "Not found", "There is no page at this address.")
+
+
+def create_app(services: Services) -> PassgateApp:
+    """Build the ASGI app around ready services; closes them on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await services.close()
+
+    static = StaticFiles(directory=str(files("gateway") / "static"))
+    starlette = Starlette(
+        routes=[
+            *pages.routes,
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            Route("/", lambda request: RedirectResponse("/account", 303)),
+            Mount("/static", static, name="static"),
+        ],
+        exception_handlers={
+            SessionStoreUnavailable: _store_unavailable,
+            StorageError: _storage_failed,
+            404: _not_found,
+        },
+        lifespan=lifespan,
+    )
+    starlette.state.services = services
+    return PassgateApp(services, starlette)

@@ -1,0 +1,228 @@
+"""The `passgate` command: serve, health check, users, groups and one-time login links."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gateway import __version__
+from gateway.errors import PassgateError
+from gateway.logs import configure
+from gateway.services import Services, build_services
+from gateway.settings import Settings, load_settings, settings_table
+from gateway.users import User
+
+
+def _print_user(user: User) -> None:
+    state = "disabled" if user.disabled else "active"
+    groups = ",".join(user.groups) or "-"
+    print(f"{user.username}\t{user.email or '-'}\t{user.display_name}\t{groups}\t{state}")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    configure(settings.log_json, settings.log_level)
+    services = build_services(settings)  # migrate once, before any worker starts
+    workers = args.workers or settings.workers
+    host, port = args.host or settings.host, args.port or settings.port
+    print(
+        f"Passgate {__version__} listening on http://{host}:{port} ({workers} worker(s)); "
+        f"public URL {settings.app_url}",
+        file=sys.stderr,
+    )
+    if services.users.count_users() == 0:
+        print(
+            f"No users yet: create one with `passgate users add <name>` and sign in with "
+            f"`passgate one-time-access-token <name>` ({settings.app_url}/login)",
+            file=sys.stderr,
+        )
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": False,  # Passgate reads X-Forwarded-* itself, from TRUSTED_PROXIES only
+        "server_header": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(services), **common)
+    else:
+        asyncio.run(services.close())
+        os.environ.update({"HOST": host, "PORT": str(port)})
+        uvicorn.run("gateway.asgi:create", factory=True, workers=workers, **common)
+    return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
+    url = f"http://{host}:{settings.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            ok = response.status == 200 and json.load(response).get("status") == "ok"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+    print("healthy" if ok else "unhealthy")
+    return 0 if ok else 1
+
+
+def with_services(action: Callable[[argparse.Namespace, Services], int]) -> Callable[..., int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        services = build_services(settings)
+        try:
+            return action(args, services)
+        finally:
+            asyncio.run(services.close())
+
+    return run
+
+
+@with_services
+def cmd_users(args: argparse.Namespace, services: Services) -> int:
+    users = services.users
+    if args.action == "add":
+        _print_user(users.create_user(args.username, args.email, args.name, tuple(args.group)))
+    elif args.action == "list":
+        for user in users.list_users():
+            _print_user(user)
+    elif args.action == "show":
+        _print_user(users.get_user_by_name(args.username))
+    elif args.action == "update":
+        groups = tuple(args.group) if args.group is not None else None
+        _print_user(
+            users.update_user(
+                args.username, email=args.email, display_name=args.name, groups=groups
+            )
+        )
+    elif args.action in ("disable", "enable"):
+        user = asyncio.run(services.disable_user(args.username, args.action == "disable"))
+        _print_user(user)
+    elif args.action == "delete":
+        asyncio.run(services.delete_user(args.username))
+        print(f"deleted {args.username}")
+    return 0
+
+
+@with_services
+def cmd_groups(args: argparse.Namespace, services: Services) -> int:
+    users = services.users
+    if args.action == "add":
+        group = users.create_group(args.name)
+    elif args.action == "list":
+        for group in users.list_groups():
+            print(f"{group.name}\t{','.join(group.members) or '-'}")
+        return 0
+    elif args.action == "rename":
+        group = users.rename_group(args.name, args.new_name)
+    elif args.action == "delete":
+        group = users.delete_group(args.name)
+        print(f"deleted {group.name}")
+        return 0
+    elif args.action == "add-member":
+        group = users.add_member(args.name, args.username)
+    else:
+        group = users.remove_member(args.name, args.username)
+    print(f"{group.name}\t{','.join(group.members) or '-'}")
+    return 0
+
+
+@with_services
+def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> int:
+    code = services.login_codes.issue(args.username, lifetime=args.minutes * 60)
+    print(f"{services.settings.app_url}/lc/{code}")
+    print(f"Valid once, for {args.minutes} minutes. Code: {code}", file=sys.stderr)
+    return 0
+
+
+def cmd_settings_table(args: argparse.Namespace, settings: Settings | None) -> int:
+    print(settings_table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="passgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    health = sub.add_parser("healthcheck", help="exit 0 when the local server answers /healthz")
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(func=cmd_healthcheck)
+
+    sub.add_parser("version", help="print the version").set_defaults(func=None)
+    sub.add_parser("settings-table", help="print the settings as a Markdown table").set_defaults(
+        func=cmd_settings_table
+    )
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    add = users.add_parser("add", help="create a user")
+    add.add_argument("username")
+    add.add_argument("--email", default="")
+    add.add_argument("--name", default="", help="display name")
+    add.add_argument("--group", action="append", default=[], help="group (repeatable)")
+    users.add_parser("list", help="list users")
+    for action in ("show", "disable", "enable", "delete"):
+        users.add_parser(action, help=f"{action} a user").add_argument("username")
+    update = users.add_parser("update", help="change a user's email, name or groups")
+    update.add_argument("username")
+    update.add_argument("--email")
+    update.add_argument("--name")
+    update.add_argument("--group", action="append", help="replace groups (repeatable)")
+    for name in ("users",):
+        sub.choices[name].set_defaults(func=cmd_users)
+
+    groups = sub.add_parser("groups", help="manage groups")
+    groups.set_defaults(func=cmd_groups)
+    gsub = groups.add_subparsers(dest="action", required=True)
+    gsub.add_parser("list", help="list groups and members")
+    for action in ("add", "delete"):
+        gsub.add_parser(action, help=f"{action} a group").add_argument("name")
+    rename = gsub.add_parser("rename", help="rename a group")
+    rename.add_argument("name")
+    rename.add_argument("new_name")
+    for action in ("add-member", "remove-member"):
+        member = gsub.add_parser(action, help=f"{action.replace('-', ' ')} to/from a group")
+        member.add_argument("name")
+        member.add_argument("username")
+
+    ota = sub.add_parser(
+        "one-time-access-token", help="print a single-use sign-in link (APP_URL/lc/<code>)"
+    )
+    ota.add_argument("username")
+    ota.add_argument("--minutes", type=int, default=60, choices=range(1, 1441), metavar="1-1440")
+    ota.set_defaults(func=cmd_one_time_access_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "version":
+        print(f"passgate {__version__}")
+        return 0
+    if args.command == "settings-table":
+        return cmd_settings_table(args, None)
+    try:
+        settings = load_settings()
+        result: int = args.func(args, settings)
+        return result
+    except PassgateError as exc:
+        print(f"passgate: {type(exc).__name__ if not str(exc) else ''}{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,39 @@
+"""Passgate's error types. HTTP mapping lives in one place: `gateway.app`'s exception handlers."""
+
+from __future__ import annotations
+
+
+class PassgateError(Exception):
+    """Base of every error Passgate raises on purpose."""
+
+
+class SettingsInvalid(PassgateError):
+    """A setting has a value Passgate cannot run with; the message names the setting."""
+
+
+class StorageError(PassgateError):
+    """The durable store failed or holds data we cannot read."""
+
+
+class SessionStoreUnavailable(PassgateError):
+    """The session store (Redis or the database) cannot be reached: forward-auth fails closed."""
+
+
+class NotFound(PassgateError):
+    """A named user, group or other record does not exist."""
+
+
+class Conflict(PassgateError):
+    """A record with that name already exists."""
+
+
+class InvalidInput(PassgateError):
+    """A value given to the service layer is not acceptable; the message says why."""
+
+
+class LoginCodeRejected(PassgateError):
+    """A one-time access code is unknown, used or expired (deliberately not said which)."""
+
+
+class DecryptionFailed(PassgateError):
+    """A secret at rest could not be decrypted: wrong ENCRYPTION_KEY or tampered data."""

@@ -1,0 +1,162 @@
+"""The forward-auth endpoints (`/api/auth/caddy|traefik|nginx`): the hot path in front of every
+request of every protected service.
+
+This is a bare ASGI app, not a Starlette route: it parses the few headers it needs straight from
+the scope, asks `decide`, and renders the decision. Nothing here blocks on the database: sessions
+and identities come from one-second in-process caches over the session store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import cookie_parser
+from starlette.types import Receive, Scope, Send
+
+from gateway.decision import Decision, Outcome, decide
+from gateway.errors import SessionStoreUnavailable
+from gateway.forwarded import ForwardedInvalid, UntrustedProxy, original_request, parse_ip
+from gateway.identity import Identity
+from gateway.request_facts import RequestFacts
+from gateway.services import Services
+from gateway.templating import render
+
+log = logging.getLogger("passgate.forward_auth")
+
+PATHS = {"/api/auth/caddy": "caddy", "/api/auth/traefik": "traefik", "/api/auth/nginx": "nginx"}
+IDENTITY_HEADERS = ("remote-user", "remote-email", "remote-name", "remote-groups")
+_NO_STORE = (b"cache-control", b"no-store")
+_EMPTY_IDENTITY = [(name.encode(), b"") for name in IDENTITY_HEADERS]
+
+
+def _header_value(value: str) -> bytes:
+    # Identity values come from our own database, but never let one smuggle a header break.
+    return "".join(ch for ch in value if ch >= " " and ch != "\x7f").encode("utf-8")
+
+
+def identity_headers(identity: Identity | None) -> list[tuple[bytes, bytes]]:
+    """All four identity headers, empty when nobody is signed in, so no client value survives."""
+    if identity is None:
+        return _EMPTY_IDENTITY
+    values = (identity.username, identity.email, identity.display_name, ",".join(identity.groups))
+    return [(n.encode(), _header_value(v)) for n, v in zip(IDENTITY_HEADERS, values, strict=True)]
+
+
+def wants_redirect(headers: dict[str, str], facts: RequestFacts) -> bool:
+    """Only top-level browser navigations get sent to the login page; API calls, fetch/XHR and
+    non-GET requests get a 401 they can act on instead of an HTML page they cannot."""
+    if facts.method not in ("GET", "HEAD"):
+        return False
+    if headers.get("x-requested-with", "").lower() == "xmlhttprequest":
+        return False
+    mode = headers.get("sec-fetch-mode")
+    if mode is not None and mode != "navigate":
+        return False
+    return "text/html" in headers.get("accept", "")
+
+
+class ForwardAuth:
+    """ASGI app answering forward-auth sub-requests for Caddy, Traefik and nginx."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        settings = services.settings
+        self._trusted = settings.trusted_networks
+        self._cookie_name = settings.cookie_name
+        self._login_url = settings.app_url + "/login?rd="
+        self._www_authenticate = f'Passgate realm="{settings.app_name}"'.encode()
+        self._untrusted_logged: set[str] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        proxy = PATHS[scope["path"]]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        peer = parse_ip(client[0]) if client else None
+        try:
+            facts = original_request(headers, peer, self._trusted, nginx=proxy == "nginx")
+        except UntrustedProxy as exc:
+            self._log_untrusted(peer)
+            await _respond(send, 403, [], _json("untrusted_proxy", str(exc)))
+            return
+        except ForwardedInvalid as exc:
+            await _respond(send, 400, [], _json("invalid_request", str(exc)))
+            return
+
+        rules_store = self._services.rules
+        rules_store.maybe_reload()
+        rules = rules_store.current
+        decision = decide(facts, None, rules)
+        identity: Identity | None = None
+        if decision.outcome is not Outcome.BYPASS:
+            try:
+                found = await self._services.current_user.identify(
+                    cookie_parser(headers.get("cookie", "")).get(self._cookie_name)
+                )
+            except SessionStoreUnavailable:
+                await _respond(
+                    send,
+                    503,
+                    [(b"retry-after", b"5")],
+                    _json("temporarily_unavailable", "the session store is unreachable; try again"),
+                )
+                return
+            identity = found[1] if found is not None else None
+            decision = decide(facts, identity, rules)
+        await self._render(send, proxy, headers, facts, decision, identity)
+
+    async def _render(
+        self,
+        send: Send,
+        proxy: str,
+        headers: dict[str, str],
+        facts: RequestFacts,
+        decision: Decision,
+        identity: Identity | None,
+    ) -> None:
+        outcome = decision.outcome
+        if outcome is Outcome.ALLOW or outcome is Outcome.BYPASS:
+            await _respond(send, 200, identity_headers(identity), b"")
+        elif outcome is Outcome.LOGIN:
+            location = (self._login_url + quote(facts.url, safe="")).encode()
+            if proxy != "nginx" and wants_redirect(headers, facts):
+                await _respond(send, 302, [(b"location", location)], b"")
+            else:
+                # nginx's auth_request only understands 2xx/401/403: its error_page redirects.
+                extra = [(b"www-authenticate", self._www_authenticate), (b"x-login-url", location)]
+                await _respond(send, 401, extra, _json("unauthorized", "sign in first"))
+        else:
+            body = render(
+                "forbidden.html",
+                app_name=self._services.settings.app_name,
+                service=facts.host,
+                username=identity.username if identity else None,
+                account_url=self._services.settings.app_url + "/account",
+            ).encode()
+            await _respond(send, 403, [(b"content-type", b"text/html; charset=utf-8")], body)
+
+    def _log_untrusted(self, peer: IPv4Address | IPv6Address | None) -> None:
+        name = str(peer)
+        if name not in self._untrusted_logged and len(self._untrusted_logged) < 1000:
+            self._untrusted_logged.add(name)
+            log.warning(
+                "refused forward-auth from %s: not in TRUSTED_PROXIES (add the proxy's address)",
+                name,
+            )
+
+
+def _json(error: str, description: str) -> bytes:
+    return json.dumps({"error": error, "error_description": description}).encode()
+
+
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    out: list[Any] = [*headers, _NO_STORE, (b"content-length", str(len(body)).encode())]
+    if body and not any(name == b"content-type" for name, _ in headers):
+        out.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body})

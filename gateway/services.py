@@ -1,0 +1,92 @@
+"""Wiring: builds the one set of services that the web app and the CLI share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+
+from gateway.crypto import SecretBox, load_or_create_master_key
+from gateway.current_user import CurrentUser
+from gateway.db import Database
+from gateway.login_codes import LoginCodes
+from gateway.migrations import migrate
+from gateway.redirects import RedirectPolicy
+from gateway.rules import RulesStore
+from gateway.session_stores import RedisSessionStore, SqlSessionStore
+from gateway.sessions import Sessions, SessionStore
+from gateway.settings import Settings
+from gateway.users import User, UserService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    secrets: SecretBox
+    users: UserService
+    login_codes: LoginCodes
+    sessions: Sessions
+    current_user: CurrentUser
+    rules: RulesStore
+    redirects: RedirectPolicy
+
+    async def disable_user(self, username: str, disabled: bool = True) -> User:
+        """Disable (or re-enable) a user; disabling ends every session they have."""
+        user = await run_in_threadpool(self.users.set_disabled, username, disabled)
+        if disabled:
+            await self.sessions.end_all_for_user(user.id)
+        self.current_user.forget(user.id)
+        return user
+
+    async def delete_user(self, username: str) -> User:
+        """Delete a user and end every session they have."""
+        user = await run_in_threadpool(self.users.delete_user, username)
+        await self.sessions.end_all_for_user(user.id)
+        self.current_user.forget(user.id)
+        return user
+
+    async def close(self) -> None:
+        await self.sessions.store.close()
+        self.db.close()
+
+
+def open_database(settings: Settings) -> Database:
+    """Connect to the configured database and bring its schema up to date."""
+    if settings.db_provider == "postgres":
+        assert settings.db_connection_string is not None
+        db = Database.postgres(settings.db_connection_string)
+    else:
+        db = Database.sqlite(settings.sqlite_path)
+    migrate(db)
+    return db
+
+
+def build_services(settings: Settings) -> Services:
+    """Open storage and build every service. Raises SettingsInvalid/StorageError/RulesError."""
+    rules = RulesStore(settings.config_file)
+    db = open_database(settings)
+    box = SecretBox(load_or_create_master_key(settings.encryption_key, settings.data_dir))
+    users = UserService(db)
+    store: SessionStore = (
+        RedisSessionStore(settings.redis_url) if settings.redis_url else SqlSessionStore(db)
+    )
+    sessions = Sessions(
+        store,
+        box.cookie_signing_key,
+        duration=settings.session_duration * 60,
+        inactivity=settings.session_inactivity * 60,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        secrets=box,
+        users=users,
+        login_codes=LoginCodes(db, users),
+        sessions=sessions,
+        current_user=CurrentUser(sessions, users),
+        rules=rules,
+        redirects=RedirectPolicy(
+            settings.app_url, settings.cookie_domain, lambda: rules.current.domains()
+        ),
+    )

