@@ -1,4 +1,4 @@
-"""Shared fixtures: real Redis, real PostgreSQL (TEST_DATABASE_URL), real Passgate and Caddy processes.
+"""Shared fixtures: real Redis, PostgreSQL (TEST_DATABASE_URL), Passgate and Caddy processes.
 
 A missing service is a failure with install instructions, never a silent skip. PostgreSQL is the
 one exception outside CI: without TEST_DATABASE_URL its cases skip locally; with CI=true they fail.
@@ -298,7 +298,7 @@ class CaddyProcess:
 
 @pytest.fixture
 def start_caddy(tmp_path: Path) -> Iterator[Callable[[str, int], CaddyProcess]]:
-    """Run Caddy with the given site blocks; `import passgate.caddy` resolves to caddy/'s snippet."""
+    """Run Caddy with the given site blocks; `import passgate.caddy` is caddy/'s snippet."""
     started: list[CaddyProcess] = []
 
     def start(sites: str, port: int) -> CaddyProcess:

@@ -128,7 +128,8 @@ def stack(
         pg = f"127.0.0.1:{passgate.port}"
         sites = (
             "\n".join(
-                f"http://{name}.example.com:{port} {{\n\timport passgate {pg}\n\treverse_proxy {up}\n}}\n"
+                f"http://{name}.example.com:{port} {{\n"
+                f"\timport passgate {pg}\n\treverse_proxy {up}\n}}\n"
                 for name in ("app", "admin", "hooks")
             )
             + f"http://auth.example.com:{port} {{\n\treverse_proxy {pg}\n}}\n"

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-from itsdangerous import Signer
 import pytest
+from itsdangerous import Signer
 
 from gateway.app import create_app
 from gateway.services import Services, build_services

@@ -15,7 +15,6 @@ from gateway.services import Services, build_services
 from gateway.session_stores import RedisSessionStore
 from gateway.settings import Settings
 
-
 pytestmark = pytest.mark.anyio
 
 
