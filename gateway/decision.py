@@ -40,8 +40,9 @@ def _apply(policy: Policy, identity: Identity | None, rule: str) -> Decision:
 def decide(facts: RequestFacts, identity: Identity | None, rules: RuleSet) -> Decision:
     """First matching rule wins; without one, the default policy. A rule with a subject cannot
     be judged for an anonymous visitor, so it asks them to sign in (fail closed)."""
+    host = facts.host.lower()  # already lower-case from gateway.forwarded; cheap insurance
     for rule in rules.rules:
-        if not rule.matches_request(facts.host, facts.path, facts.method, facts.client_ip):
+        if not rule.matches_request(host, facts.path, facts.method, facts.client_ip):
             continue
         if rule.has_subject:
             if identity is None:

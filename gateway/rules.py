@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from gateway.errors import PassgateError
 
 log = logging.getLogger("passgate.rules")
+
+CHECK_INTERVAL = 1.0  # seconds between stat() calls on the rules file
 
 Policy = Literal["bypass", "allow", "deny"]
 METHODS = frozenset(
@@ -52,6 +54,34 @@ _DOMAIN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-
 
 class RulesError(PassgateError):
     """The rules file is missing, unreadable or invalid; the message says where and why."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (a second `policy:` must not silently win)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem or exc.context}"
+    return str(exc).splitlines()[0]
 
 
 def _as_list(value: object) -> object:
@@ -128,10 +158,17 @@ class RuleModel(BaseModel):
 
 
 class RulesFileModel(BaseModel):
+    """The whole rules file as written."""
+
     model_config = ConfigDict(extra="forbid")
 
     default_policy: Policy = "allow"
     rules: list[RuleModel] = []
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +199,11 @@ class Rule:
         if self.resources and not any(p.search(path) for p in self.resources):
             return False
         if self.networks:
-            return client is not None and any(client in n for n in self.networks)
+            if client is None:
+                return False
+            if isinstance(client, IPv6Address) and client.ipv4_mapped is not None:
+                client = client.ipv4_mapped  # ::ffff:192.168.1.5 from a dual-stack socket
+            return any(client in n for n in self.networks)
         return True
 
     def domains(self) -> tuple[str, ...]:
@@ -171,6 +212,8 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
+    """Compiled rules in file order, plus the policy when none matches."""
+
     default_policy: Policy
     rules: tuple[Rule, ...]
 
@@ -180,7 +223,7 @@ class RuleSet:
 
     def domains(self) -> tuple[str, ...]:
         """Every domain pattern the rules name (trusted as return-URL hosts)."""
-        return tuple(d for rule in self.rules for d in rule.domains())
+        return tuple(dict.fromkeys(d for rule in self.rules for d in rule.domains()))
 
 
 def _compile(index: int, model: RuleModel) -> Rule:
@@ -203,25 +246,31 @@ def _compile(index: int, model: RuleModel) -> Rule:
     )
 
 
-def _describe(path: Path, data: object, error: ValidationError) -> str:
+def _describe(path: Path, data: dict[Any, Any], error: ValidationError) -> str:
+    """One readable clause per problem: `rule 2 ("media"): networks: '10.0.0.300' is not ...`."""
+    rules = data.get("rules")
     problems = []
     for item in error.errors():
         loc = list(item["loc"])
         where = ""
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
             index = loc[1]
-            rules = data.get("rules") if isinstance(data, dict) else None
-            name = (
-                rules[index].get("name")
-                if isinstance(rules, list) and isinstance(rules[index], dict)
-                else None
-            )
-            where = f"rule {index + 1}" + (f" ({name!r})" if name else "") + ": "
+            raw = rules[index] if isinstance(rules, list) and index < len(rules) else None
+            name = raw.get("name") if isinstance(raw, dict) else None
+            where = f"rule {index + 1}" + (f' ("{name}")' if name else "") + ": "
             loc = loc[2:]
         field = ".".join(str(part) for part in loc if not isinstance(part, int))
-        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (allowed: " + ", ".join(_allowed_keys(where)) + ")"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
         problems.append(f"{where}{field + ': ' if field else ''}{message}")
-    return f"{path.name}: " + "; ".join(problems)
+    return f"{path}: " + "; ".join(problems)
+
+
+def _allowed_keys(where: str) -> list[str]:
+    model = RuleModel if where else RulesFileModel
+    return list(model.model_fields)
 
 
 def load_rules(path: Path) -> RuleSet:
@@ -231,9 +280,11 @@ def load_rules(path: Path) -> RuleSet:
     except OSError as exc:
         raise RulesError(f"{path}: cannot read the rules file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_StrictLoader) or {}  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise RulesError(f"{path.name}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise RulesError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
+    if not isinstance(data, dict):
+        raise RulesError(f"{path}: expected a mapping with default_policy and rules at the top")
     try:
         model = RulesFileModel.model_validate(data)
     except ValidationError as exc:
@@ -251,11 +302,17 @@ class RulesStore:
         self._next_check = 0.0
         self._signature: tuple[int, int] | None = None
         if path is None:
-            self.current = RuleSet.empty()
+            self._current = RuleSet.empty()
             return
-        self._signature = self._stat()
-        self.current = load_rules(path)
-        self._next_check = clock() + 1.0
+        self._signature = self._stat()  # before reading: a write in between is seen next time
+        self._current = load_rules(path)
+        self._next_check = clock() + CHECK_INTERVAL
+        log.info("access rules loaded from %s (%d rules)", path, len(self._current.rules))
+
+    @property
+    def current(self) -> RuleSet:
+        """The rules in force."""
+        return self._current
 
     def _stat(self) -> tuple[int, int] | None:
         assert self._path is not None
@@ -272,14 +329,14 @@ class RulesStore:
         now = self._clock()
         if now < self._next_check:
             return
-        self._next_check = now + 1.0
+        self._next_check = now + CHECK_INTERVAL
         signature = self._stat()
         if signature == self._signature:
             return
-        self._signature = signature
+        self._signature = signature  # remembered even on failure: one log line per change
         try:
-            self.current = load_rules(self._path)
+            self._current = load_rules(self._path)
         except RulesError as exc:
             log.error("access rules not reloaded, the previous rules stay in force: %s", exc)
             return
-        log.info("access rules reloaded from %s (%d rules)", self._path, len(self.current.rules))
+        log.info("access rules reloaded from %s (%d rules)", self._path, len(self._current.rules))
