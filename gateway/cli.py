@@ -42,8 +42,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     if services.users.count_users() == 0:
         print(
-            f"No users yet: create one with `passgate users add <name>` and sign in with "
-            f"`passgate one-time-access-token <name>` ({settings.app_url}/login)",
+            f"No users yet: open {settings.app_url}/setup to create the administrator "
+            "and their passkey",
             file=sys.stderr,
         )
     common: dict[str, Any] = {
@@ -144,6 +144,18 @@ def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> i
     return 0
 
 
+@with_services
+def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
+    token = services.signups.create(lifetime=args.days * 86400, usage_limit=args.uses)
+    print(f"{services.settings.app_url}/signup?token={token.token}")
+    if services.settings.allow_user_signups != "withToken":
+        print(
+            "note: ALLOW_USER_SIGNUPS is not withToken, so this link does not work yet",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_settings_table(args: argparse.Namespace, settings: Settings | None) -> int:
     print(settings_table())
     return 0
@@ -207,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     ota.add_argument("username")
     ota.add_argument("--minutes", type=int, default=60, choices=range(1, 1441), metavar="1-1440")
     ota.set_defaults(func=cmd_one_time_access_token)
+    signup = sub.add_parser("signup-token", help="signup links (ALLOW_USER_SIGNUPS=withToken)")
+    signup.set_defaults(func=cmd_signup_token)
+    create = signup.add_subparsers(dest="action", required=True).add_parser(
+        "create", help="print a signup link"
+    )
+    create.add_argument("--days", type=float, default=7.0, help="valid for (default 7)")
+    create.add_argument("--uses", type=int, default=1, help="how many signups (default 1)")
     return parser
 
 

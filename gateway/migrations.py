@@ -49,6 +49,41 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX login_codes_user ON login_codes(user_id)",
         ),
     ),
+    (
+        2,
+        "passkeys, signup tokens, short-lived state",
+        (
+            "ALTER TABLE users ADD COLUMN webauthn_handle TEXT",
+            "CREATE UNIQUE INDEX users_webauthn_handle ON users(webauthn_handle)",
+            """CREATE TABLE passkeys (
+                credential_id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                public_key TEXT NOT NULL,
+                sign_count BIGINT NOT NULL DEFAULT 0,
+                transports TEXT NOT NULL DEFAULT '',
+                aaguid TEXT NOT NULL DEFAULT '',
+                backup_eligible INTEGER NOT NULL DEFAULT 0,
+                backed_up INTEGER NOT NULL DEFAULT 0,
+                name TEXT NOT NULL DEFAULT '',
+                created_at DOUBLE PRECISION NOT NULL,
+                last_used_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX passkeys_user ON passkeys(user_id)",
+            """CREATE TABLE signup_tokens (
+                token_hash TEXT PRIMARY KEY,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                usage_limit INTEGER NOT NULL,
+                usage_count INTEGER NOT NULL DEFAULT 0
+            )""",
+            """CREATE TABLE ephemeral (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX ephemeral_expiry ON ephemeral(expires_at)",
+        ),
+    ),
 )
 
 

@@ -9,13 +9,19 @@ from starlette.concurrency import run_in_threadpool
 from gateway.crypto import SecretBox, load_or_create_master_key
 from gateway.current_user import CurrentUser
 from gateway.db import Database
+from gateway.enrolment import Enrolment
+from gateway.ephemeral import Ephemeral, RedisEphemeral, SqlEphemeral
 from gateway.login_codes import LoginCodes
 from gateway.migrations import migrate
+from gateway.passkey_ceremonies import Ceremonies
+from gateway.passkeys import PasskeyService
+from gateway.rate_limit import RateLimiter
 from gateway.redirects import RedirectPolicy
 from gateway.rules import RulesStore
 from gateway.session_stores import RedisSessionStore, SqlSessionStore
 from gateway.sessions import Sessions, SessionStore
 from gateway.settings import Settings
+from gateway.signups import SignupTokens
 from gateway.users import User, UserService
 
 
@@ -30,6 +36,11 @@ class Services:
     current_user: CurrentUser
     rules: RulesStore
     redirects: RedirectPolicy
+    passkeys: PasskeyService
+    signups: SignupTokens
+    ceremonies: Ceremonies
+    enrolment: Enrolment
+    rate_limits: RateLimiter
 
     async def disable_user(self, username: str, disabled: bool = True) -> User:
         """Disable (or re-enable) a user; disabling ends every session they have."""
@@ -68,9 +79,15 @@ def build_services(settings: Settings) -> Services:
     db = open_database(settings)
     box = SecretBox(load_or_create_master_key(settings.encryption_key, settings.data_dir))
     users = UserService(db)
-    store: SessionStore = (
-        RedisSessionStore(settings.redis_url) if settings.redis_url else SqlSessionStore(db)
-    )
+    store: SessionStore
+    ephemeral: Ephemeral
+    if settings.redis_url:
+        redis_store = RedisSessionStore(settings.redis_url)
+        store, ephemeral = redis_store, RedisEphemeral(redis_store.client)
+    else:
+        store, ephemeral = SqlSessionStore(db), SqlEphemeral(db)
+    passkeys = PasskeyService(db)
+    signups = SignupTokens(db)
     sessions = Sessions(
         store,
         box.cookie_signing_key,
@@ -89,4 +106,9 @@ def build_services(settings: Settings) -> Services:
         redirects=RedirectPolicy(
             settings.app_url, settings.cookie_domain, lambda: rules.current.domains()
         ),
+        passkeys=passkeys,
+        signups=signups,
+        ceremonies=Ceremonies(settings, ephemeral, passkeys, users),
+        enrolment=Enrolment(db, users, signups, settings.admin_group),
+        rate_limits=RateLimiter(ephemeral),
     )

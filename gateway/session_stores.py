@@ -42,6 +42,11 @@ class RedisSessionStore:
         )
         self._outage = OutageLog("Redis")
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection pool, shared with the short-lived store."""
+        return self._redis
+
     async def save(self, record: SessionRecord, inactivity: float) -> None:
         ttl_ms = max(1, int((record.ends_at(inactivity) - time.time()) * 1000))
         try:

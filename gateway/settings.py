@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         description="Parent domain whose subdomains share the login, e.g. example.com.",
     )
     cookie_name: str = Field("passgate_session", description="Name of the session cookie.")
+    allow_user_signups: Literal["disabled", "withToken", "open"] = Field(
+        "disabled",
+        description="Self-service signups: disabled, withToken (signup links) or open.",
+    )
+    admin_group: str = Field(
+        "admins", description="Group whose members are administrators; the first user joins it."
+    )
     config_file: Path | None = Field(
         None, description="YAML file with access rules (see config/rules.example.yaml)."
     )
@@ -159,6 +166,17 @@ class Settings(BaseSettings):
     @cached_property
     def app_host(self) -> str:
         return (urlsplit(self.app_url).hostname or "").lower()
+
+    @cached_property
+    def rp_id(self) -> str:
+        """WebAuthn RP ID: COOKIE_DOMAIN when APP_URL lives under it (passkeys then work on
+        every subdomain), otherwise APP_URL's host."""
+        return self.cookie_domain or self.app_host
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.app_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def secure_cookies(self) -> bool:

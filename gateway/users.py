@@ -39,7 +39,7 @@ class Group:
     members: tuple[str, ...]
 
 
-def _check_username(username: str) -> str:
+def validate_username(username: str) -> str:
     name = username.strip().lower()
     if not _USERNAME.match(name):
         raise InvalidInput(
@@ -48,7 +48,7 @@ def _check_username(username: str) -> str:
     return name
 
 
-def _check_email(email: str) -> str:
+def validate_email(email: str) -> str:
     value = email.strip()
     if value and not _EMAIL.match(value):
         raise InvalidInput(f"email {email!r} is not an email address")
@@ -79,19 +79,42 @@ class UserService:
     ) -> User:
         """Create a user; raise InvalidInput for bad values, Conflict if the username is taken,
         NotFound if a named group does not exist."""
-        name = _check_username(username)
-        mail = _check_email(email)
+        with self._db.transaction() as tx:
+            user_id = self.insert_user(tx, username, email, display_name, groups)
+        return self.get_user(user_id)
+
+    def insert_user(
+        self,
+        tx: Transaction,
+        username: str,
+        email: str = "",
+        display_name: str = "",
+        groups: tuple[str, ...] = (),
+    ) -> str:
+        """Insert a user inside the caller's transaction; return the new id. Raises like
+        create_user, so a caller can create a user and its first passkey atomically."""
+        name = validate_username(username)
+        mail = validate_email(email)
         user_id = str(uuid.uuid4())
+        if tx.fetchone("SELECT 1 FROM users WHERE username = ?", (name,)):
+            raise Conflict(f"a user named {name!r} already exists")
         try:
-            with self._db.transaction() as tx:
-                tx.execute(
-                    f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?)",
-                    (user_id, name, mail, display_name.strip() or name, time.time()),
-                )
-                self._set_groups(tx, user_id, groups)
+            tx.execute(
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?)",
+                (user_id, name, mail, display_name.strip() or name, time.time()),
+            )
         except IntegrityViolation:
             raise Conflict(f"a user named {name!r} already exists") from None
-        return self.get_user(user_id)
+        self._set_groups(tx, user_id, groups)
+        return user_id
+
+    def ensure_group(self, tx: Transaction, name: str) -> None:
+        """Create the group inside the caller's transaction unless it exists."""
+        if tx.fetchone("SELECT 1 FROM groups WHERE name = ?", (name,)) is None:
+            tx.execute(
+                "INSERT INTO groups (id, name, created_at) VALUES (?, ?, ?)",
+                (str(uuid.uuid4()), _check_group(name), time.time()),
+            )
 
     def get_user(self, user_id: str) -> User:
         with self._db.transaction() as tx:
@@ -138,7 +161,7 @@ class UserService:
         with self._db.transaction() as tx:
             if email is not None:
                 tx.execute(
-                    "UPDATE users SET email = ? WHERE id = ?", (_check_email(email), user.id)
+                    "UPDATE users SET email = ? WHERE id = ?", (validate_email(email), user.id)
                 )
             if display_name is not None:
                 tx.execute(

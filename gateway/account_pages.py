@@ -1,0 +1,150 @@
+"""The account page: profile, passkeys (add, rename, delete) and active sessions."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from gateway.aaguids import model_name
+from gateway.cookies import clear_session_cookie
+from gateway.csrf import CsrfRejected
+from gateway.errors import InvalidInput, NotFound
+from gateway.web import form_with_csrf, message, page, services_of, signed_in
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return "just now"
+    if seconds < 5400:
+        return f"{int(seconds // 60)} minutes ago"
+    if seconds < 129600:
+        return f"{int(seconds // 3600)} hours ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def _date(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "never"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def _to_login(request: Request) -> Response:
+    target = services_of(request).settings.app_url + "/account"
+    return RedirectResponse("/login?rd=" + quote(target, safe=""), 303)
+
+
+async def account(request: Request) -> Response:
+    services = services_of(request)
+    found = await signed_in(request)
+    if found is None:
+        return _to_login(request)
+    record, identity = found
+    now = time.time()
+    sessions = [
+        {
+            "key": s.key,
+            "ip": s.ip,
+            "user_agent": s.user_agent,
+            "current": s.key == record.key,
+            "last_seen_text": _ago(now - s.last_seen),
+        }
+        for s in await services.sessions.list_for_user(identity.user_id)
+    ]
+    passkeys = [
+        {
+            "id": p.credential_id,
+            "name": p.name or model_name(p.aaguid),
+            "model": model_name(p.aaguid),
+            "created": _date(p.created_at),
+            "last_used": _date(p.last_used_at),
+            "synced": p.backed_up,
+        }
+        for p in await run_in_threadpool(services.passkeys.list_for_user, identity.user_id)
+    ]
+    return page(
+        request,
+        "account.html",
+        user=identity,
+        sessions=sessions,
+        passkeys=passkeys,
+        notice=request.query_params.get("notice", "")[:100],
+        scripts=["passkeys.js"],
+    )
+
+
+async def _checked(request: Request) -> tuple[dict[str, str], str] | Response:
+    """(form, user id) for a signed-in user's valid form, or the response to send instead."""
+    try:
+        form = await form_with_csrf(request)
+    except CsrfRejected as exc:
+        return message(request, "Please try again", str(exc), 403, "/account")
+    found = await signed_in(request)
+    if found is None:
+        return _to_login(request)
+    return form, found[1].user_id
+
+
+async def rename_passkey(request: Request) -> Response:
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    form, user_id = checked
+    try:
+        await run_in_threadpool(
+            services_of(request).passkeys.rename, user_id, form.get("id", ""), form.get("name", "")
+        )
+    except (NotFound, InvalidInput) as exc:
+        return message(request, "Passkey not renamed", str(exc), 400, "/account")
+    return RedirectResponse("/account?notice=Passkey+renamed", 303)
+
+
+async def delete_passkey(request: Request) -> Response:
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    form, user_id = checked
+    passkeys = services_of(request).passkeys
+    credential_id = form.get("id", "")
+    remaining = await run_in_threadpool(passkeys.count_for_user, user_id)
+    if remaining <= 1 and form.get("confirm_last") != "yes":
+        return page(request, "confirm_delete_last.html", 409, passkey_id=credential_id)
+    try:
+        await run_in_threadpool(passkeys.delete, user_id, credential_id)
+    except NotFound as exc:
+        return message(request, "Passkey not deleted", str(exc), 404, "/account")
+    return RedirectResponse("/account?notice=Passkey+deleted", 303)
+
+
+async def end_session(request: Request) -> Response:
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    form, user_id = checked
+    await services_of(request).sessions.end_by_key(user_id, form.get("key", ""))
+    return RedirectResponse("/account", 303)
+
+
+async def end_all_sessions(request: Request) -> Response:
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    services = services_of(request)
+    await services.sessions.end_all_for_user(checked[1])
+    response = RedirectResponse("/login", 303)
+    clear_session_cookie(response, services.settings)
+    return response
+
+
+routes = [
+    Route("/account", account, methods=["GET"]),
+    Route("/account/passkeys/rename", rename_passkey, methods=["POST"]),
+    Route("/account/passkeys/delete", delete_passkey, methods=["POST"]),
+    Route("/account/sessions/end", end_session, methods=["POST"]),
+    Route("/account/sessions/end-all", end_all_sessions, methods=["POST"]),
+]

@@ -1,0 +1,47 @@
+"""Rate limits for sign-in, passkey ceremonies, login codes and signups (per IP and per account).
+
+Counters live in the short-lived store (Redis or the database), so every worker shares them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gateway.crypto import hash_token
+from gateway.ephemeral import Ephemeral
+from gateway.errors import PassgateError
+
+
+class RateLimited(PassgateError):
+    """Too many attempts; `retry_after` says in how many seconds to try again."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many attempts; try again in {retry_after} seconds")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    name: str
+    attempts: int
+    window: float  # seconds
+
+
+# Generous for people, useless for scripts.
+WEBAUTHN = Limit("webauthn", 30, 60)
+LOGIN_CODE = Limit("login-code", 10, 600)
+SIGNUP = Limit("signup", 10, 3600)
+ACCOUNT = Limit("account", 20, 600)
+
+
+class RateLimiter:
+    def __init__(self, store: Ephemeral) -> None:
+        self._store = store
+
+    async def check(self, limit: Limit, subject: str) -> None:
+        """Count one attempt by `subject` (an IP or an account); RateLimited past the limit."""
+        key = f"rl:{limit.name}:{hash_token(subject)[:32]}"
+        count = await self._store.hit(key, limit.window)
+        if count > limit.attempts:
+            raise RateLimited(max(1, math.ceil(limit.window)))

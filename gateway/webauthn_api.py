@@ -1,0 +1,225 @@
+"""JSON endpoints behind the passkey buttons: begin and finish each ceremony.
+
+Every call needs the CSRF header and our own Origin; every call is rate-limited per IP. Errors
+come back as `{"error": code, "message": text}` with a status that says what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway import rate_limit
+from gateway.cookies import session_cookie
+from gateway.csrf import CsrfRejected, verify
+from gateway.enrolment import SetupClosed
+from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.passkey_ceremonies import PasskeyRejected, PendingRegistration
+from gateway.rate_limit import RateLimited
+from gateway.signups import SignupRejected
+from gateway.users import validate_email, validate_username
+from gateway.web import client_address, return_target, services_of, signed_in_response
+
+log = logging.getLogger("passgate.webauthn")
+
+LOGIN_COOKIE = "passgate_webauthn_login"
+REGISTER_COOKIE = "passgate_webauthn_register"
+
+
+class RegisterBegin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    flow: str = Field(pattern="^(setup|signup|add)$")
+    username: str = Field("", max_length=64)
+    email: str = Field("", max_length=254)
+    display_name: str = Field("", max_length=100)
+    token: str | None = Field(None, max_length=100)
+
+
+class RegisterFinish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credential: dict[str, Any]
+    name: str = Field("", max_length=64)
+    rd: str | None = Field(None, max_length=4096)
+
+
+class LoginFinish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credential: dict[str, Any]
+    rd: str | None = Field(None, max_length=4096)
+
+
+def error(code: str, message: str, status: int, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status, headers=headers)
+
+
+async def _body(request: Request, model: type[BaseModel]) -> Any:
+    """CSRF-check and parse the JSON body; raises CsrfRejected, ValueError."""
+    verify(request, services_of(request).settings, request.headers.get("x-csrf-token"))
+    raw = await request.body()
+    if len(raw) > 64 * 1024:
+        raise ValueError("request body too large")
+    return model.model_validate(json.loads(raw or b"{}"))
+
+
+def _with_cookie(response: Response, request: Request, name: str, value: str) -> Response:
+    response.set_cookie(
+        name,
+        value,
+        max_age=300,
+        path="/api/webauthn",
+        httponly=True,
+        samesite="strict",
+        secure=services_of(request).settings.secure_cookies,
+    )
+    return response
+
+
+def _guarded(handler: Any) -> Any:
+    """Map the ceremony's failures to JSON errors in one place."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            response: Response = await handler(request)
+            return response
+        except CsrfRejected as exc:
+            return error("csrf", str(exc), 403)
+        except (ValidationError, ValueError) as exc:
+            return error("invalid_request", str(exc).splitlines()[0], 400)
+        except RateLimited as exc:
+            return error("rate_limited", str(exc), 429, **{"Retry-After": str(exc.retry_after)})
+        except PasskeyRejected as exc:
+            return error(exc.reason, str(exc), 403 if exc.reason == "disabled" else 400)
+        except (SignupRejected, SetupClosed) as exc:
+            return error("not_allowed", str(exc), 403)
+        except (Conflict, InvalidInput) as exc:
+            return error("invalid_account", str(exc), 409 if isinstance(exc, Conflict) else 400)
+
+    return endpoint
+
+
+async def login_begin(request: Request) -> Response:
+    services = services_of(request)
+    verify(request, services.settings, request.headers.get("x-csrf-token"))
+    await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
+    ceremony, options = await services.ceremonies.begin_authentication()
+    response = Response(options, media_type="application/json")
+    return _with_cookie(response, request, LOGIN_COOKIE, ceremony)
+
+
+async def login_finish(request: Request) -> Response:
+    services = services_of(request)
+    body: LoginFinish = await _body(request, LoginFinish)
+    await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
+    user_id = await services.ceremonies.finish_authentication(
+        request.cookies.get(LOGIN_COOKIE), body.credential
+    )
+    await services.rate_limits.check(rate_limit.ACCOUNT, user_id)
+    target = return_target(request, body.rd)
+    response = await signed_in_response(request, user_id, target, "passkey", json_body=True)
+    response.delete_cookie(LOGIN_COOKIE, path="/api/webauthn")
+    return response
+
+
+async def register_begin(request: Request) -> Response:
+    services = services_of(request)
+    body: RegisterBegin = await _body(request, RegisterBegin)
+    ip = client_address(request)
+    await services.rate_limits.check(rate_limit.WEBAUTHN, ip)
+    pending = await _pending_registration(request, body)
+    ceremony, options = await services.ceremonies.begin_registration(pending)
+    response = Response(options, media_type="application/json")
+    return _with_cookie(response, request, REGISTER_COOKIE, ceremony)
+
+
+async def _pending_registration(request: Request, body: RegisterBegin) -> PendingRegistration:
+    services = services_of(request)
+    if body.flow == "add":
+        found = await services.current_user.identify(session_cookie(request, services.settings))
+        if found is None:
+            raise PasskeyRejected("expired")
+        identity = found[1]
+        handle = await run_in_threadpool(services.passkeys.user_handle, identity.user_id)
+        return PendingRegistration(
+            "add",
+            handle,
+            identity.username,
+            identity.email,
+            identity.display_name,
+            identity.user_id,
+        )
+    if body.flow == "setup":
+        if await run_in_threadpool(services.users.count_users) > 0:
+            raise SetupClosed("setup is already complete; sign in instead")
+    else:
+        await services.rate_limits.check(rate_limit.SIGNUP, client_address(request))
+        mode = services.settings.allow_user_signups
+        if mode == "disabled":
+            raise SignupRejected("signups are closed")
+        if mode == "withToken":
+            await run_in_threadpool(services.signups.check, body.token or "")
+    # Validate the account fields now, so a typo fails before the passkey prompt.
+    username = validate_username(body.username)
+    validate_email(body.email)
+    if await _username_taken(request, username):
+        raise Conflict("that username is taken; choose another")
+    with_token = body.flow == "signup" and services.settings.allow_user_signups == "withToken"
+    token = body.token if with_token else None
+    return PendingRegistration(
+        body.flow,
+        secrets.token_urlsafe(32),
+        username,
+        body.email.strip(),
+        body.display_name.strip(),
+        None,
+        token,
+    )
+
+
+async def _username_taken(request: Request, username: str) -> bool:
+    try:
+        await run_in_threadpool(services_of(request).users.get_user_by_name, username)
+    except NotFound:
+        return False
+    return True
+
+
+async def register_finish(request: Request) -> Response:
+    services = services_of(request)
+    body: RegisterFinish = await _body(request, RegisterFinish)
+    await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
+    pending, passkey = await services.ceremonies.finish_registration(
+        request.cookies.get(REGISTER_COOKIE), body.credential, body.name
+    )
+    if pending.flow == "add":
+        # The session must still be the one that began the ceremony.
+        found = await services.current_user.identify(session_cookie(request, services.settings))
+        if found is None or found[1].user_id != pending.user_id:
+            raise PasskeyRejected("expired")
+    user_id = await run_in_threadpool(services.enrolment.complete, pending, passkey)
+    log.info("passkey added for %s (%s)", pending.username, pending.flow)
+    if pending.flow == "add":
+        response: Response = JSONResponse({"redirect": services.settings.app_url + "/account"})
+    else:
+        target = return_target(request, body.rd)
+        response = await signed_in_response(request, user_id, target, pending.flow, json_body=True)
+    response.delete_cookie(REGISTER_COOKIE, path="/api/webauthn")
+    return response
+
+
+routes = [
+    Route("/api/webauthn/login/begin", _guarded(login_begin), methods=["POST"]),
+    Route("/api/webauthn/login/finish", _guarded(login_finish), methods=["POST"]),
+    Route("/api/webauthn/register/begin", _guarded(register_begin), methods=["POST"]),
+    Route("/api/webauthn/register/finish", _guarded(register_finish), methods=["POST"]),
+]
