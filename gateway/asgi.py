@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from gateway.app import PassgateApp, create_app
 from gateway.logs import configure
 from gateway.services import build_services
@@ -11,4 +13,14 @@ from gateway.settings import load_settings
 def create() -> PassgateApp:
     settings = load_settings()
     configure(settings.log_json, settings.log_level)
-    return create_app(build_services(settings))
+    app = create_app(build_services(settings))
+    settle_garbage_collector()
+    return app
+
+
+def settle_garbage_collector() -> None:
+    """Move start-up objects out of the collector's way: the hot path allocates little, so
+    rarer, smaller collections keep forward-auth's tail latency down."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)

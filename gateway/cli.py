@@ -30,6 +30,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.asgi import settle_garbage_collector
 
     configure(settings.log_json, settings.log_level)
     services = build_services(settings)  # migrate once, before any worker starts
@@ -55,7 +56,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "server_header": False,
     }
     if workers == 1:
-        uvicorn.run(create_app(services), **common)
+        app = create_app(services)
+        settle_garbage_collector()
+        uvicorn.run(app, **common)
     else:
         asyncio.run(services.close())
         os.environ.update({"HOST": host, "PORT": str(port)})

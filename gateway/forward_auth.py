@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +32,7 @@ log = logging.getLogger("passgate.forward_auth")
 PATHS = {"/api/auth/caddy": "caddy", "/api/auth/traefik": "traefik", "/api/auth/nginx": "nginx"}
 IDENTITY_HEADERS = ("remote-user", "remote-email", "remote-name", "remote-groups")
 _NO_STORE = (b"cache-control", b"no-store")
-_EMPTY_IDENTITY = [(name.encode(), b"") for name in IDENTITY_HEADERS]
+_EMPTY_IDENTITY = tuple((name.encode(), b"") for name in IDENTITY_HEADERS)
 
 
 def _header_value(value: str) -> bytes:
@@ -38,12 +40,16 @@ def _header_value(value: str) -> bytes:
     return "".join(ch for ch in value if ch >= " " and ch != "\x7f").encode("utf-8")
 
 
-def identity_headers(identity: Identity | None) -> list[tuple[bytes, bytes]]:
-    """All four identity headers, empty when nobody is signed in, so no client value survives."""
+@lru_cache(maxsize=4096)
+def identity_headers(identity: Identity | None) -> tuple[tuple[bytes, bytes], ...]:
+    """All four identity headers, empty when nobody is signed in, so no client value survives.
+    Cached: identities are immutable and few, and this runs on every allowed request."""
     if identity is None:
         return _EMPTY_IDENTITY
     values = (identity.username, identity.email, identity.display_name, ",".join(identity.groups))
-    return [(n.encode(), _header_value(v)) for n, v in zip(IDENTITY_HEADERS, values, strict=True)]
+    return tuple(
+        (n.encode(), _header_value(v)) for n, v in zip(IDENTITY_HEADERS, values, strict=True)
+    )
 
 
 def wants_redirect(headers: dict[str, str], facts: RequestFacts) -> bool:
@@ -153,7 +159,7 @@ def _json(error: str, description: str) -> bytes:
 
 
 async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    send: Send, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes
 ) -> None:
     out: list[Any] = [*headers, _NO_STORE, (b"content-length", str(len(body)).encode())]
     if body and not any(name == b"content-type" for name, _ in headers):

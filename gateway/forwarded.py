@@ -8,6 +8,7 @@ inside TRUSTED_PROXIES: anyone else could claim to be any client on any host.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from urllib.parse import urlsplit
 
@@ -25,7 +26,9 @@ class UntrustedProxy(ForwardedInvalid):
     """The peer asking is not a trusted proxy, so its description of the request is not believed."""
 
 
+@lru_cache(maxsize=4096)
 def parse_ip(value: str | None) -> Address | None:
+    """An IP address from a header or socket value, or None; cached (peers repeat)."""
     if not value:
         return None
     try:
@@ -34,12 +37,31 @@ def parse_ip(value: str | None) -> Address | None:
         return None
 
 
-def is_trusted(peer: Address | None, trusted: tuple[Network, ...]) -> bool:
-    return peer is not None and any(peer in network for network in trusted)
+class TrustedProxies:
+    """The networks whose forwarded headers are believed, with a per-address answer cache
+    (the same few proxies ask on every request)."""
+
+    def __init__(self, networks: tuple[Network, ...]) -> None:
+        self.networks = networks
+        self._answers: dict[Address, bool] = {}
+
+    def __contains__(self, peer: Address | None) -> bool:
+        if peer is None:
+            return False
+        answer = self._answers.get(peer)
+        if answer is None:
+            answer = any(peer in network for network in self.networks)
+            if len(self._answers) < 4096:
+                self._answers[peer] = answer
+        return answer
+
+
+def is_trusted(peer: Address | None, trusted: TrustedProxies) -> bool:
+    return peer in trusted
 
 
 def client_ip(
-    peer: Address | None, forwarded_for: str | None, trusted: tuple[Network, ...]
+    peer: Address | None, forwarded_for: str | None, trusted: TrustedProxies
 ) -> Address | None:
     """The first address, from the right, in peer + X-Forwarded-For that is not a trusted proxy."""
     if not is_trusted(peer, trusted) or not forwarded_for:
@@ -56,7 +78,7 @@ def client_ip(
 def original_request(
     headers: Mapping[str, str],
     peer: Address | None,
-    trusted: tuple[Network, ...],
+    trusted: TrustedProxies,
     nginx: bool = False,
 ) -> RequestFacts:
     """Build RequestFacts from a forward-auth sub-request's headers (lower-case names).

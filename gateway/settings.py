@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import SettingsInvalid
+from gateway.forwarded import TrustedProxies
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_MINUTES = {"": 1.0, "s": 1 / 60, "m": 1.0, "h": 60.0, "d": 1440.0}
@@ -183,9 +184,9 @@ class Settings(BaseSettings):
         return self.app_url.startswith("https://")
 
     @cached_property
-    def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+    def trusted_networks(self) -> TrustedProxies:
         parts = (part.strip() for part in self.trusted_proxies.split(","))
-        return tuple(ip_network(part, strict=False) for part in parts if part)
+        return TrustedProxies(tuple(ip_network(part, strict=False) for part in parts if part))
 
     @property
     def sqlite_path(self) -> Path:

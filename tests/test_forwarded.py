@@ -6,9 +6,15 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
-from gateway.forwarded import ForwardedInvalid, UntrustedProxy, client_ip, original_request
+from gateway.forwarded import (
+    ForwardedInvalid,
+    TrustedProxies,
+    UntrustedProxy,
+    client_ip,
+    original_request,
+)
 
-TRUSTED = (ip_network("127.0.0.0/8"), ip_network("172.16.0.0/12"))
+TRUSTED = TrustedProxies((ip_network("127.0.0.0/8"), ip_network("172.16.0.0/12")))
 LOCAL = ip_address("127.0.0.1")
 CADDY = {
     "x-forwarded-method": "POST",
