@@ -1,4 +1,4 @@
-"""The `passgate` command: serve, health check, users, groups and one-time login links."""
+"""The `passgate` command: serve, health check, users, groups, OIDC clients and login links."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from gateway import __version__
 from gateway.errors import PassgateError
 from gateway.logs import configure
+from gateway.oidc_clients import OidcClient
 from gateway.services import Services, build_services
 from gateway.settings import Settings, load_settings, settings_table
 from gateway.users import User
@@ -24,6 +25,46 @@ def _print_user(user: User) -> None:
     state = "disabled" if user.disabled else "active"
     groups = ",".join(user.groups) or "-"
     print(f"{user.username}\t{user.email or '-'}\t{user.display_name}\t{groups}\t{state}")
+
+
+def _print_client_line(client: OidcClient) -> None:
+    kind = "public" if client.public else "confidential"
+    origin = "declared" if client.declared else "-"
+    uris = ",".join(client.redirect_uris)
+    print(f"{client.client_id}\t{client.name}\t{kind}\t{origin}\t{uris}")
+
+
+def _print_client(client: OidcClient, app_url: str) -> None:
+    rows = {
+        "client_id": client.client_id,
+        "name": client.name,
+        "type": "public" if client.public else "confidential",
+        "declared in CONFIG_FILE": "yes" if client.declared else "no",
+        "redirect_uris": " ".join(client.redirect_uris),
+        "post_logout_redirect_uris": " ".join(client.post_logout_redirect_uris) or "-",
+        "allowed_groups": ",".join(client.allowed_groups) or "- (every user)",
+        "pkce_required": "yes" if client.pkce_required else "no",
+        "wildcard_callbacks": "yes" if client.wildcard_callbacks else "no",
+        "id_token_alg": client.id_token_alg,
+        "access_token_lifetime": f"{client.access_token_lifetime}s",
+        "refresh_token_lifetime": f"{client.refresh_token_lifetime}s",
+        "refresh_tokens": "always" if client.refresh_tokens else "with offline_access only",
+        "logo_url": client.logo_url or "-",
+        "discovery_url": f"{app_url}/.well-known/openid-configuration",
+        "issuer": app_url,
+        "authorization_endpoint": f"{app_url}/authorize",
+        "token_endpoint": f"{app_url}/api/oidc/token",
+        "userinfo_endpoint": f"{app_url}/api/oidc/userinfo",
+    }
+    for key, value in rows.items():
+        print(f"{key}: {value}")
+
+
+def _print_secret(secret: str) -> None:
+    print(f"client_secret: {secret}")
+    print(
+        "warning: the client secret is shown only now; it will not be shown again", file=sys.stderr
+    )
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -159,6 +200,91 @@ def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
     return 0
 
 
+# argparse dests that are ClientService.create/update keyword arguments of the same name
+_CLIENT_OPTIONS = (
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "allowed_groups",
+    "pkce_required",
+    "wildcard_callbacks",
+    "id_token_alg",
+    "refresh_tokens",
+    "access_token_lifetime",
+    "refresh_token_lifetime",
+    "logo_url",
+)
+
+
+def _client_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes = {k: getattr(args, k) for k in _CLIENT_OPTIONS if getattr(args, k) is not None}
+    for key in ("post_logout_redirect_uris", "allowed_groups"):
+        if key in changes:  # `--group ''` clears the list
+            changes[key] = [value for value in changes[key] if value]
+    return changes
+
+
+@with_services
+def cmd_clients(args: argparse.Namespace, services: Services) -> int:
+    clients, app_url = services.clients, services.settings.app_url
+    if args.action == "add":
+        client, secret = clients.create(args.name, public=args.public, **_client_changes(args))
+        _print_client(client, app_url)
+        if secret is not None:
+            _print_secret(secret)
+    elif args.action == "list":
+        for client in clients.list():
+            _print_client_line(client)
+    elif args.action == "show":
+        _print_client(clients.get(args.client_id), app_url)
+    elif args.action == "update":
+        changes = _client_changes(args)
+        _print_client(clients.update(args.client_id, name=args.name, **changes), app_url)
+    elif args.action == "delete":
+        clients.delete(args.client_id)
+        print(f"deleted {args.client_id}")
+    else:
+        _print_secret(clients.rotate_secret(args.client_id))
+    return 0
+
+
+def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
+    parser.add_argument(
+        "--redirect-uri",
+        dest="redirect_uris",
+        action="append",
+        required=adding,
+        help="redirect URI (repeatable" + ("" if adding else "; replaces the list") + ")",
+    )
+    parser.add_argument(
+        "--post-logout-uri",
+        dest="post_logout_redirect_uris",
+        action="append",
+        help="post-logout redirect URI (repeatable; '' clears)",
+    )
+    parser.add_argument(
+        "--group",
+        dest="allowed_groups",
+        action="append",
+        help="only members of this group may sign in (repeatable; '' clears)",
+    )
+    flag = argparse.BooleanOptionalAction
+    parser.add_argument(
+        "--pkce", dest="pkce_required", action=flag, help="require PKCE (default: yes)"
+    )
+    parser.add_argument(
+        "--wildcard-callbacks", action=flag, help="allow * in redirect URIs (default: no)"
+    )
+    parser.add_argument(
+        "--refresh-tokens",
+        action=flag,
+        help="issue refresh tokens even without offline_access (default: no)",
+    )
+    parser.add_argument("--id-token-alg", choices=("RS256", "ES256"))
+    parser.add_argument("--access-token-lifetime", type=int, metavar="SECONDS")
+    parser.add_argument("--refresh-token-lifetime", type=int, metavar="SECONDS")
+    parser.add_argument("--logo-url")
+
+
 def cmd_settings_table(args: argparse.Namespace, settings: Settings | None) -> int:
     print(settings_table())
     return 0
@@ -215,6 +341,25 @@ def build_parser() -> argparse.ArgumentParser:
         member = gsub.add_parser(action, help=f"{action.replace('-', ' ')} to/from a group")
         member.add_argument("name")
         member.add_argument("username")
+
+    clients = sub.add_parser("clients", help="manage OpenID Connect clients")
+    clients.set_defaults(func=cmd_clients)
+    csub = clients.add_subparsers(dest="action", required=True)
+    cadd = csub.add_parser("add", help="create a client (prints its secret once)")
+    cadd.add_argument("name")
+    cadd.add_argument("--public", action="store_true", help="public client: no secret")
+    _add_client_options(cadd, adding=True)
+    csub.add_parser("list", help="list clients")
+    cupdate = csub.add_parser("update", help="change a client's settings")
+    cupdate.add_argument("client_id")
+    cupdate.add_argument("--name")
+    _add_client_options(cupdate, adding=False)
+    for action, text in (
+        ("show", "show a client and the values to paste into the app"),
+        ("delete", "delete a client and its tokens"),
+        ("rotate-secret", "replace a client's secret (prints it once)"),
+    ):
+        csub.add_parser(action, help=text).add_argument("client_id")
 
     ota = sub.add_parser(
         "one-time-access-token", help="print a single-use sign-in link (APP_URL/lc/<code>)"

@@ -164,6 +164,7 @@ class RulesFileModel(BaseModel):
 
     default_policy: Policy = "allow"
     rules: list[RuleModel] = []
+    clients: list[dict[str, Any]] = []  # OIDC clients: gateway.oidc_clients validates them
 
     @field_validator("rules", mode="before")
     @classmethod

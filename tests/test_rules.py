@@ -234,7 +234,7 @@ def test_misspelt_rule_key_is_an_error(tmp_path: Path) -> None:
 
 def test_misspelt_top_level_key_is_an_error(tmp_path: Path) -> None:
     message = load_error(tmp_path, "default: deny\n")
-    assert "rules.yaml: default: unknown key (allowed: default_policy, rules)" in message
+    assert "rules.yaml: default: unknown key (allowed: default_policy, rules, clients)" in message
 
 
 def test_several_problems_are_reported_on_one_line(tmp_path: Path) -> None:
