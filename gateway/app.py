@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import account_pages, enrol_pages, pages, webauthn_api
+from gateway import account_pages, enrol_pages, oidc_api, pages, webauthn_api
 from gateway.errors import SessionStoreUnavailable, StorageError
 from gateway.forward_auth import PATHS, ForwardAuth
 from gateway.health import healthz, readyz
@@ -123,6 +123,7 @@ def create_app(services: Services) -> PassgateApp:
             *account_pages.routes,
             *enrol_pages.routes,
             *webauthn_api.routes,
+            *oidc_api.routes,
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/", lambda request: RedirectResponse("/account", 303)),

@@ -84,6 +84,76 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX ephemeral_expiry ON ephemeral(expires_at)",
         ),
     ),
+    (
+        3,
+        "OpenID Connect: clients, signing keys, codes, tokens, consents",
+        (
+            """CREATE TABLE oidc_clients (
+                client_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                secret_hash TEXT,
+                public INTEGER NOT NULL DEFAULT 0,
+                redirect_uris TEXT NOT NULL DEFAULT '[]',
+                post_logout_redirect_uris TEXT NOT NULL DEFAULT '[]',
+                allowed_groups TEXT NOT NULL DEFAULT '[]',
+                pkce_required INTEGER NOT NULL DEFAULT 1,
+                wildcard_callbacks INTEGER NOT NULL DEFAULT 0,
+                id_token_alg TEXT NOT NULL DEFAULT 'RS256',
+                access_token_lifetime INTEGER NOT NULL DEFAULT 3600,
+                refresh_token_lifetime INTEGER NOT NULL DEFAULT 2592000,
+                refresh_tokens INTEGER NOT NULL DEFAULT 0,
+                logo_url TEXT NOT NULL DEFAULT '',
+                declared INTEGER NOT NULL DEFAULT 0,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE signing_keys (
+                kid TEXT PRIMARY KEY,
+                alg TEXT NOT NULL,
+                private_key TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                retired_at DOUBLE PRECISION
+            )""",
+            """CREATE TABLE oauth_codes (
+                code_hash TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL REFERENCES oidc_clients(client_id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                redirect_uri TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                nonce TEXT,
+                code_challenge TEXT,
+                code_challenge_method TEXT,
+                auth_time DOUBLE PRECISION NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                used_at DOUBLE PRECISION
+            )""",
+            """CREATE TABLE oauth_tokens (
+                id TEXT PRIMARY KEY,
+                access_token_hash TEXT NOT NULL UNIQUE,
+                refresh_token_hash TEXT UNIQUE,
+                client_id TEXT NOT NULL REFERENCES oidc_clients(client_id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                scope TEXT NOT NULL,
+                family_id TEXT NOT NULL,
+                code_hash TEXT,
+                auth_time DOUBLE PRECISION NOT NULL,
+                issued_at DOUBLE PRECISION NOT NULL,
+                access_expires_at DOUBLE PRECISION NOT NULL,
+                refresh_expires_at DOUBLE PRECISION,
+                refresh_used_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX oauth_tokens_family ON oauth_tokens(family_id)",
+            "CREATE INDEX oauth_tokens_code ON oauth_tokens(code_hash)",
+            """CREATE TABLE oidc_consents (
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                client_id TEXT NOT NULL REFERENCES oidc_clients(client_id) ON DELETE CASCADE,
+                scope TEXT NOT NULL,
+                granted_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (user_id, client_id)
+            )""",
+        ),
+    ),
 )
 
 

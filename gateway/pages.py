@@ -38,7 +38,9 @@ def _rd(request: Request) -> str:
 async def login(request: Request) -> Response:
     services = services_of(request)
     rd = request.query_params.get("rd")
-    if await signed_in(request) is not None and rd is not None:
+    # force=1: an app asked for a fresh sign-in (prompt=login, max_age), so do not skip ahead.
+    forced = request.query_params.get("force") == "1"
+    if not forced and rd is not None and await signed_in(request) is not None:
         return RedirectResponse(return_target(request, rd), status_code=303)
     if await run_in_threadpool(services.users.count_users) == 0:
         return RedirectResponse("/setup", status_code=303)

@@ -13,6 +13,9 @@ from gateway.enrolment import Enrolment
 from gateway.ephemeral import Ephemeral, RedisEphemeral, SqlEphemeral
 from gateway.login_codes import LoginCodes
 from gateway.migrations import migrate
+from gateway.oauth_tokens import OAuthStore
+from gateway.oidc_clients import ClientService, load_declared_clients
+from gateway.oidc_server import OidcServer
 from gateway.passkey_ceremonies import Ceremonies
 from gateway.passkeys import PasskeyService
 from gateway.rate_limit import RateLimiter
@@ -21,6 +24,7 @@ from gateway.rules import RulesStore
 from gateway.session_stores import RedisSessionStore, SqlSessionStore
 from gateway.sessions import Sessions, SessionStore
 from gateway.settings import Settings
+from gateway.signing_keys import SigningKeys
 from gateway.signups import SignupTokens
 from gateway.users import User, UserService
 
@@ -41,6 +45,10 @@ class Services:
     ceremonies: Ceremonies
     enrolment: Enrolment
     rate_limits: RateLimiter
+    clients: ClientService
+    keys: SigningKeys
+    oauth: OAuthStore
+    oidc: OidcServer
 
     async def disable_user(self, username: str, disabled: bool = True) -> User:
         """Disable (or re-enable) a user; disabling ends every session they have."""
@@ -74,10 +82,17 @@ def open_database(settings: Settings) -> Database:
 
 
 def build_services(settings: Settings) -> Services:
-    """Open storage and build every service. Raises SettingsInvalid/StorageError/RulesError."""
+    """Open storage and build every service. Raises SettingsInvalid/StorageError/RulesError/
+    ClientsConfigError."""
     rules = RulesStore(settings.config_file)
     db = open_database(settings)
+    clients = ClientService(db)
+    if settings.config_file is not None:
+        clients.sync_declared(load_declared_clients(settings.config_file))
     box = SecretBox(load_or_create_master_key(settings.encryption_key, settings.data_dir))
+    keys = SigningKeys(db, box)
+    keys.ensure()
+    oauth = OAuthStore(db)
     users = UserService(db)
     store: SessionStore
     ephemeral: Ephemeral
@@ -111,4 +126,8 @@ def build_services(settings: Settings) -> Services:
         ceremonies=Ceremonies(settings, ephemeral, passkeys, users),
         enrolment=Enrolment(db, users, signups, settings.admin_group),
         rate_limits=RateLimiter(ephemeral),
+        clients=clients,
+        keys=keys,
+        oauth=oauth,
+        oidc=OidcServer(settings.app_url, clients, oauth, users, keys),
     )

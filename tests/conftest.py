@@ -236,7 +236,7 @@ def start_passgate(tmp_path: Path) -> Iterator[Callable[..., PassgateProcess]]:
     started: list[PassgateProcess] = []
 
     def start(**settings: str) -> PassgateProcess:
-        port = free_port()
+        port = int(settings.pop("port", None) or free_port())
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS", "APP_"))}
         env.update(
             {

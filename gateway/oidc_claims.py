@@ -1,0 +1,29 @@
+"""Which claims an app gets, by scope. `sub` is the user's stable id, never the username."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.users import User
+
+
+def claims_for(user: User, scope: str) -> dict[str, Any]:
+    """Claims for an ID token or the userinfo endpoint."""
+    scopes = set(scope.split())
+    claims: dict[str, Any] = {"sub": user.id}
+    if "profile" in scopes:
+        given, _, family = user.display_name.partition(" ")
+        claims.update(
+            name=user.display_name,
+            display_name=user.display_name,
+            preferred_username=user.username,
+            given_name=given,
+            family_name=family,
+        )
+    if "email" in scopes and user.email:
+        # Addresses are entered by the user or an admin and never verified by mail, so say so:
+        # apps that link accounts by email must not trust an unverified address.
+        claims.update(email=user.email, email_verified=False)
+    if "groups" in scopes:
+        claims["groups"] = list(user.groups)
+    return claims
