@@ -67,12 +67,22 @@ async def account(request: Request) -> Response:
         }
         for p in await run_in_threadpool(services.passkeys.list_for_user, identity.user_id)
     ]
+    apps = []
+    for client_id, scope, granted_at in await run_in_threadpool(
+        services.oauth.consents, identity.user_id
+    ):
+        client = await run_in_threadpool(services.clients.find, client_id)
+        if client is not None:
+            apps.append(
+                {"id": client_id, "name": client.name, "scope": scope, "since": _date(granted_at)}
+            )
     return page(
         request,
         "account.html",
         user=identity,
         sessions=sessions,
         passkeys=passkeys,
+        apps=apps,
         notice=request.query_params.get("notice", "")[:100],
         scripts=["passkeys.js"],
     )
@@ -121,6 +131,18 @@ async def delete_passkey(request: Request) -> Response:
     return RedirectResponse("/account?notice=Passkey+deleted", 303)
 
 
+async def revoke_app(request: Request) -> Response:
+    """Withdraw consent for an app and revoke every token it holds for this user."""
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    form, user_id = checked
+    await run_in_threadpool(
+        services_of(request).oauth.revoke_consent, user_id, form.get("client_id", "")
+    )
+    return RedirectResponse("/account?notice=Access+withdrawn", 303)
+
+
 async def end_session(request: Request) -> Response:
     checked = await _checked(request)
     if isinstance(checked, Response):
@@ -145,6 +167,7 @@ routes = [
     Route("/account", account, methods=["GET"]),
     Route("/account/passkeys/rename", rename_passkey, methods=["POST"]),
     Route("/account/passkeys/delete", delete_passkey, methods=["POST"]),
+    Route("/account/apps/revoke", revoke_app, methods=["POST"]),
     Route("/account/sessions/end", end_session, methods=["POST"]),
     Route("/account/sessions/end-all", end_all_sessions, methods=["POST"]),
 ]

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -189,6 +190,37 @@ def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> i
 
 
 @with_services
+def cmd_claims(args: argparse.Namespace, services: Services) -> int:
+    claims = services.custom_claims
+    if args.action == "set":
+        claims.set(args.subject, args.claim, args.value)
+    elif args.action == "unset":
+        claims.unset(args.subject, args.claim)
+    for claim, value in claims.list(args.subject).items():
+        print(f"{claim}\t{value}")
+    return 0
+
+
+@with_services
+def cmd_keys(args: argparse.Namespace, services: Services) -> int:
+    if args.action == "rotate":
+        for kid in services.keys.rotate():
+            print(f"new signing key {kid}")
+        print(
+            "old keys stay in the JWKS for two days, until tokens they signed expire",
+            file=sys.stderr,
+        )
+    for kid, alg, created, retired in services.keys.list():
+        state = (
+            "active"
+            if retired is None
+            else "retired " + time.strftime("%Y-%m-%d %H:%M", time.gmtime(retired))
+        )
+        print(f"{kid}\t{alg}\t{time.strftime('%Y-%m-%d', time.gmtime(created))}\t{state}")
+    return 0
+
+
+@with_services
 def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
     token = services.signups.create(lifetime=args.days * 86400, usage_limit=args.uses)
     print(f"{services.settings.app_url}/signup?token={token.token}")
@@ -269,7 +301,10 @@ def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
     )
     flag = argparse.BooleanOptionalAction
     parser.add_argument(
-        "--pkce", dest="pkce_required", action=flag, help="require PKCE (default: yes)"
+        "--pkce",
+        dest="pkce_required",
+        action=flag,
+        help="require PKCE from this confidential client (public clients always must)",
     )
     parser.add_argument(
         "--wildcard-callbacks", action=flag, help="allow * in redirect URIs (default: no)"
@@ -374,6 +409,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--days", type=float, default=7.0, help="valid for (default 7)")
     create.add_argument("--uses", type=int, default=1, help="how many signups (default 1)")
+    claims = sub.add_parser("claims", help="custom claims for a user or group")
+    claims.set_defaults(func=cmd_claims)
+    claim_actions = claims.add_subparsers(dest="action", required=True)
+    claim_list = claim_actions.add_parser("list", help="list a subject's custom claims")
+    claim_list.add_argument("subject", help="user:NAME or group:NAME")
+    claim_set = claim_actions.add_parser("set", help="set a custom claim")
+    claim_set.add_argument("subject", help="user:NAME or group:NAME")
+    claim_set.add_argument("claim")
+    claim_set.add_argument("value")
+    claim_unset = claim_actions.add_parser("unset", help="remove a custom claim")
+    claim_unset.add_argument("subject", help="user:NAME or group:NAME")
+    claim_unset.add_argument("claim")
+
+    keys = sub.add_parser("keys", help="ID-token signing keys")
+    keys.set_defaults(func=cmd_keys)
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    key_actions.add_parser("list", help="list signing keys")
+    key_actions.add_parser("rotate", help="add new keys; old ones stay published until expiry")
     return parser
 
 

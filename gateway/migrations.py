@@ -154,6 +154,19 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        4,
+        "custom claims for users and groups",
+        (
+            """CREATE TABLE custom_claims (
+                subject_type TEXT NOT NULL,
+                subject_id TEXT NOT NULL,
+                claim TEXT NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (subject_type, subject_id, claim)
+            )""",
+        ),
+    ),
 )
 
 

@@ -23,7 +23,6 @@ from starlette.routing import Route
 
 from gateway.cookies import clear_session_cookie, session_cookie
 from gateway.csrf import CsrfRejected
-from gateway.oidc_claims import claims_for
 from gateway.oidc_server import SCOPES, OidcServer, PassgateRequest, Principal
 from gateway.web import form_with_csrf, message, page, services_of, signed_in
 
@@ -291,9 +290,8 @@ async def userinfo(request: Request) -> Response:
     user = await run_in_threadpool(server_of(request).active_user, issued.user_id)
     if user is None:
         return _bearer_error("invalid_token", "the user is disabled or gone")
-    return JSONResponse(
-        claims_for(user, issued.scope), headers={**CORS, "Cache-Control": "no-store"}
-    )
+    claims = await run_in_threadpool(server_of(request).claims, user, issued.scope)
+    return JSONResponse(claims, headers={**CORS, "Cache-Control": "no-store"})
 
 
 def _id_token_client(request: Request, id_token_hint: str | None) -> str | None:

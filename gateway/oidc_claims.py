@@ -7,10 +7,12 @@ from typing import Any
 from gateway.users import User
 
 
-def claims_for(user: User, scope: str) -> dict[str, Any]:
-    """Claims for an ID token or the userinfo endpoint."""
+def claims_for(user: User, scope: str, custom: dict[str, str] | None = None) -> dict[str, Any]:
+    """Claims for an ID token or the userinfo endpoint; `custom` claims come first so that no
+    standard claim can be shadowed by one."""
     scopes = set(scope.split())
-    claims: dict[str, Any] = {"sub": user.id}
+    claims: dict[str, Any] = dict(custom or {})
+    claims["sub"] = user.id
     if "profile" in scopes:
         given, _, family = user.display_name.partition(" ")
         claims.update(

@@ -271,7 +271,7 @@ class DeclaredClient(BaseModel):
     public: bool = False
     secret_env: str | None = None
     secret_hash: str | None = None
-    pkce_required: bool = True
+    pkce_required: bool = False  # public clients always need PKCE
     wildcard_callbacks: bool = False
     id_token_alg: IdTokenAlg = "RS256"  # noqa: S105 - an algorithm name, not a secret
     access_token_lifetime: int = 3600
@@ -380,7 +380,7 @@ class ClientService:
         public: bool = False,
         post_logout_redirect_uris: Sequence[str] = (),
         allowed_groups: Sequence[str] = (),
-        pkce_required: bool = True,
+        pkce_required: bool = False,
         wildcard_callbacks: bool = False,
         id_token_alg: str = "RS256",  # noqa: S107 - an algorithm name, not a secret
         access_token_lifetime: int = 3600,

@@ -32,6 +32,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core.grants import OpenIDCode
 from starlette.responses import JSONResponse, Response
 
+from gateway.custom_claims import CustomClaims
 from gateway.oauth_tokens import AuthorizationCode, IssuedToken, OAuthStore
 from gateway.oidc_claims import claims_for
 from gateway.oidc_clients import ClientService, OidcClient
@@ -142,6 +143,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         store: OAuthStore,
         users: UserService,
         keys: SigningKeys,
+        custom_claims: CustomClaims,
     ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         if issuer.startswith("http://"):
@@ -152,6 +154,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         self.store = store
         self.users = users
         self.keys = keys
+        self.custom_claims = custom_claims
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -209,6 +212,10 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
+
+    def claims(self, user: User, scope: str) -> dict[str, Any]:
+        """Claims for ID tokens and userinfo, custom claims included."""
+        return claims_for(user, scope, self.custom_claims.for_user(user.id))
 
     def active_user(self, user_id: str) -> User | None:
         user = self.users.find_user(user_id)
@@ -313,7 +320,7 @@ class PassgateOpenIDCode(OpenIDCode):  # type: ignore[misc]
         }
 
     def generate_user_info(self, user: Principal, scope: str) -> dict[str, Any]:
-        return claims_for(user.user, scope)
+        return self._server.claims(user.user, scope)
 
 
 class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.crypto import SecretBox, load_or_create_master_key
 from gateway.current_user import CurrentUser
+from gateway.custom_claims import CustomClaims
 from gateway.db import Database
 from gateway.enrolment import Enrolment
 from gateway.ephemeral import Ephemeral, RedisEphemeral, SqlEphemeral
@@ -48,6 +49,7 @@ class Services:
     clients: ClientService
     keys: SigningKeys
     oauth: OAuthStore
+    custom_claims: CustomClaims
     oidc: OidcServer
 
     async def disable_user(self, username: str, disabled: bool = True) -> User:
@@ -94,6 +96,7 @@ def build_services(settings: Settings) -> Services:
     keys.ensure()
     oauth = OAuthStore(db)
     users = UserService(db)
+    custom_claims = CustomClaims(db, users)
     store: SessionStore
     ephemeral: Ephemeral
     if settings.redis_url:
@@ -129,5 +132,6 @@ def build_services(settings: Settings) -> Services:
         clients=clients,
         keys=keys,
         oauth=oauth,
-        oidc=OidcServer(settings.app_url, clients, oauth, users, keys),
+        custom_claims=custom_claims,
+        oidc=OidcServer(settings.app_url, clients, oauth, users, keys, custom_claims),
     )

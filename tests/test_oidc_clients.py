@@ -153,7 +153,8 @@ def test_update_changes_only_what_is_given(services: Services) -> None:
         client.client_id, name="Renamed", redirect_uris=["https://app.example.com/new"]
     )
     assert updated.name == "Renamed" and updated.redirect_uris == ("https://app.example.com/new",)
-    assert updated.secret_hash == client.secret_hash and updated.pkce_required
+    assert updated.secret_hash == client.secret_hash
+    assert updated.pkce_required == client.pkce_required
     assert secret is not None and services.clients.verify_secret(updated, secret)
 
 
