@@ -143,7 +143,11 @@ def _without(url_query: list[tuple[str, str]], *names: str) -> list[tuple[str, s
 def _to_login(request: Request, query: list[tuple[str, str]]) -> Response:
     settings = services_of(request).settings
     back = f"{settings.app_url}/authorize?{urlencode(query)}"
-    return RedirectResponse(f"/login?force=1&{urlencode({'rd': back})}", 303)
+    params = {"rd": back}
+    hint = dict(query).get("login_hint")
+    if hint:
+        params["hint"] = hint[:64]  # pre-fills the username field the passkey autofill uses
+    return RedirectResponse(f"/login?force=1&{urlencode(params)}", 303)
 
 
 async def authorize(request: Request) -> Response:

@@ -45,7 +45,8 @@ async def login(request: Request) -> Response:
     if await run_in_threadpool(services.users.count_users) == 0:
         return RedirectResponse("/setup", status_code=303)
     safe_rd = return_target(request, rd) if rd else ""
-    response = page(request, "login.html", rd=safe_rd, scripts=["passkeys.js"])
+    hint = request.query_params.get("hint", "")[:64]
+    response = page(request, "login.html", rd=safe_rd, hint=hint, scripts=["passkeys.js"])
     if safe_rd:
         # A one-time link opened from another tab or an email still returns the user here.
         response.set_cookie(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
 import pytest
 
+from gateway.app import create_app
 from gateway.errors import InvalidInput
 from gateway.services import Services
 
@@ -67,3 +72,31 @@ def test_withdrawn_consent_revokes_the_apps_tokens(services: Services) -> None:
     assert services.oauth.consented_scope(user.id, client.client_id) == set()
     token = services.oauth.by_access_token("at-1")
     assert token is not None and token.id == issued.id and token.is_revoked()
+
+
+def test_login_hint_prefills_the_sign_in_page(services: Services) -> None:
+    services.users.create_user("alice")
+    client, _ = services.clients.create("Memos", ["https://memos.example.com/auth/callback"])
+    query = {
+        "client_id": client.client_id,
+        "redirect_uri": "https://memos.example.com/auth/callback",
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s1",
+        "login_hint": "alice",
+    }
+
+    async def run() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=create_app(services), client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://auth.example.com"
+        ) as http:
+            first = await http.get("/authorize", params=query)
+            login = await http.get(first.headers["location"])
+            return first, login
+
+    first, login = asyncio.run(run())
+    assert first.status_code == 303
+    params = parse_qs(urlsplit(first.headers["location"]).query)
+    assert params["hint"] == ["alice"] and params["force"] == ["1"]
+    assert 'value="alice"' in login.text
