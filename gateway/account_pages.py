@@ -13,7 +13,6 @@ from starlette.routing import Route
 
 from gateway.aaguids import model_name
 from gateway.cookies import clear_session_cookie
-from gateway.csrf import CsrfRejected
 from gateway.errors import InvalidInput, NotFound
 from gateway.web import form_with_csrf, message, page, services_of, signed_in
 
@@ -90,10 +89,7 @@ async def account(request: Request) -> Response:
 
 async def _checked(request: Request) -> tuple[dict[str, str], str] | Response:
     """(form, user id) for a signed-in user's valid form, or the response to send instead."""
-    try:
-        form = await form_with_csrf(request)
-    except CsrfRejected as exc:
-        return message(request, "Please try again", str(exc), 403, "/account")
+    form = await form_with_csrf(request)
     found = await signed_in(request)
     if found is None:
         return _to_login(request)

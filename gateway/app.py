@@ -18,9 +18,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import account_pages, enrol_pages, oidc_api, pages, webauthn_api
+from gateway.csrf import CsrfRejected
 from gateway.errors import SessionStoreUnavailable, StorageError
 from gateway.forward_auth import PATHS, ForwardAuth
 from gateway.health import healthz, readyz
+from gateway.rate_limit import RateLimited
 from gateway.services import Services
 from gateway.templating import render
 
@@ -89,19 +91,38 @@ async def _storage_failed(request: Request, exc: Exception) -> Response:
     )
 
 
-def _error_page(request: Request, status: int, title: str, text: str) -> Response:
+def _error_page(
+    request: Request,
+    status: int,
+    title: str,
+    text: str,
+    link: str | None = None,
+    code: str = "server_error",
+) -> Response:
+    """The one place errors become responses: a page for browsers, JSON for everything else."""
     if "text/html" not in request.headers.get("accept", ""):
-        return JSONResponse({"error": "server_error", "error_description": text}, status)
+        return JSONResponse({"error": code, "error_description": text}, status)
     services: Services = request.app.state.services
     body = render(
         "message.html",
         app_name=services.settings.app_name,
         title=title,
         message=text,
-        link=None,
-        link_text="",
+        link=link,
+        link_text="Continue",
     )
     return Response(body, status, media_type="text/html")
+
+
+async def _csrf_rejected(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 403, "Please try again", str(exc), "/account", "csrf")
+
+
+async def _rate_limited(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RateLimited)
+    response = _error_page(request, 429, "Too many attempts", str(exc), "/login", "rate_limited")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -132,6 +153,8 @@ def create_app(services: Services) -> PassgateApp:
         ],
         exception_handlers={
             SessionStoreUnavailable: _store_unavailable,
+            CsrfRejected: _csrf_rejected,
+            RateLimited: _rate_limited,
             StorageError: _storage_failed,
             404: _not_found,
         },

@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.cookies import clear_session_cookie, session_cookie
-from gateway.csrf import CsrfRejected
 from gateway.oidc_server import SCOPES, OidcServer, PassgateRequest, Principal
 from gateway.web import form_with_csrf, message, page, services_of, signed_in
 
@@ -205,10 +204,7 @@ async def authorize(request: Request) -> Response:
 async def authorize_decision(request: Request) -> Response:
     """POST /authorize from the consent page: allow or deny."""
     services = services_of(request)
-    try:
-        form = await form_with_csrf(request)
-    except CsrfRejected as exc:
-        return message(request, "Please try again", str(exc), 403, "/account")
+    form = await form_with_csrf(request)
     found = await signed_in(request)
     query = list(request.query_params.multi_items())
     if found is None:
@@ -347,10 +343,7 @@ async def _logout_target_allowed(request: Request, client_id: str | None, target
 
 async def end_session_confirm(request: Request) -> Response:
     services = services_of(request)
-    try:
-        form = await form_with_csrf(request)
-    except CsrfRejected as exc:
-        return message(request, "Please try again", str(exc), 403, "/account")
+    form = await form_with_csrf(request)
     await services.sessions.end(session_cookie(request, services.settings))
     target = form.get("target") or ""
     # Checked when the page was made; checked again, since the form is the browser's to change.

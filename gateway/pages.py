@@ -11,14 +11,11 @@ from starlette.routing import Route
 
 from gateway import rate_limit
 from gateway.cookies import clear_session_cookie, session_cookie
-from gateway.csrf import CsrfRejected
 from gateway.errors import LoginCodeRejected
-from gateway.rate_limit import RateLimited
 from gateway.web import (
     RETURN_COOKIE,
     client_address,
     form_with_csrf,
-    message,
     page,
     return_target,
     services_of,
@@ -72,15 +69,8 @@ async def login_link(request: Request) -> Response:
 
 async def login_with_code(request: Request) -> Response:
     services = services_of(request)
-    try:
-        form = await form_with_csrf(request)
-        await services.rate_limits.check(rate_limit.LOGIN_CODE, client_address(request))
-    except CsrfRejected as exc:
-        return message(request, "Please try again", str(exc), 403)
-    except RateLimited as exc:
-        response = message(request, "Too many attempts", str(exc), 429, "/login/code")
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+    form = await form_with_csrf(request)
+    await services.rate_limits.check(rate_limit.LOGIN_CODE, client_address(request))
     rd = form.get("rd") or None
     try:
         user = await run_in_threadpool(services.login_codes.redeem, form.get("code", "")[:64])
@@ -97,10 +87,7 @@ async def logout_page(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     services = services_of(request)
-    try:
-        form = await form_with_csrf(request)
-    except CsrfRejected as exc:
-        return message(request, "Please try again", str(exc), 403, "/logout")
+    form = await form_with_csrf(request)
     await services.sessions.end(session_cookie(request, services.settings))
     rd = form.get("rd") or None
     target = return_target(request, rd) if rd else services.settings.app_url + "/login"
