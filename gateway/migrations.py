@@ -167,6 +167,29 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        5,
+        "audit log",
+        (
+            """CREATE TABLE audit_log (
+                id TEXT PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                event TEXT NOT NULL,
+                success INTEGER NOT NULL,
+                actor_kind TEXT NOT NULL,
+                actor_id TEXT NOT NULL DEFAULT '',
+                actor_name TEXT NOT NULL DEFAULT '',
+                ip TEXT NOT NULL DEFAULT '',
+                user_agent TEXT NOT NULL DEFAULT '',
+                user_id TEXT,
+                reason TEXT NOT NULL DEFAULT '',
+                details TEXT NOT NULL DEFAULT '{}'
+            )""",
+            "CREATE INDEX audit_log_at ON audit_log(at)",
+            "CREATE INDEX audit_log_user ON audit_log(user_id, at)",
+            "CREATE INDEX audit_log_event ON audit_log(event, at)",
+        ),
+    ),
 )
 
 

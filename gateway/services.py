@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
+from gateway.audit import AuditLog
 from gateway.crypto import SecretBox, load_or_create_master_key
 from gateway.current_user import CurrentUser
 from gateway.custom_claims import CustomClaims
@@ -51,6 +52,7 @@ class Services:
     oauth: OAuthStore
     custom_claims: CustomClaims
     oidc: OidcServer
+    audit: AuditLog
 
     async def disable_user(self, username: str, disabled: bool = True) -> User:
         """Disable (or re-enable) a user; disabling ends every session they have."""
@@ -134,4 +136,5 @@ def build_services(settings: Settings) -> Services:
         oauth=oauth,
         custom_claims=custom_claims,
         oidc=OidcServer(settings.app_url, clients, oauth, users, keys, custom_claims),
+        audit=AuditLog(db),
     )
