@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -11,10 +12,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.errors import PassgateError
+from gateway.errors import InvalidInput, PassgateError
 from gateway.logs import configure
 from gateway.oidc_clients import OidcClient
 from gateway.services import Services, build_services
@@ -232,6 +234,44 @@ def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
     return 0
 
 
+def _passphrase(args: argparse.Namespace, confirm: bool) -> str:
+    """From the variable named by --passphrase-env, or asked at the terminal; never an argument,
+    which would land in shell history and the process list."""
+    if args.passphrase_env:
+        value = os.environ.get(args.passphrase_env, "")
+        if not value:  # not echoed: a passphrase typed here by mistake would land in logs
+            raise InvalidInput("the environment variable named by --passphrase-env is not set")
+        return value
+    if not sys.stdin.isatty():
+        raise InvalidInput("no terminal to ask for the passphrase: use --passphrase-env VAR")
+    passphrase = getpass.getpass("Archive passphrase: ")
+    if confirm and getpass.getpass("Repeat the passphrase: ") != passphrase:
+        raise InvalidInput("the two passphrases differ")
+    return passphrase
+
+
+@with_services
+def cmd_export(args: argparse.Namespace, services: Services) -> int:
+    snapshot = services.backups.export_to(Path(args.file), _passphrase(args, confirm=True))
+    print(f"exported {snapshot.describe()} to {args.file}")
+    print("keep the passphrase safe: without it the archive cannot be opened", file=sys.stderr)
+    return 0
+
+
+@with_services
+def cmd_import(args: argparse.Namespace, services: Services) -> int:
+    snapshot = services.backups.import_from(
+        Path(args.file), _passphrase(args, confirm=False), replace=args.replace
+    )
+    print(f"imported {snapshot.describe()}")
+    print(
+        "sessions are not carried over: people sign in again, with the same passkeys; "
+        "restart Passgate if it is running",
+        file=sys.stderr,
+    )
+    return 0
+
+
 # argparse dests that are ClientService.create/update keyword arguments of the same name
 _CLIENT_OPTIONS = (
     "redirect_uris",
@@ -427,6 +467,24 @@ def build_parser() -> argparse.ArgumentParser:
     key_actions = keys.add_subparsers(dest="action", required=True)
     key_actions.add_parser("list", help="list signing keys")
     key_actions.add_parser("rotate", help="add new keys; old ones stay published until expiry")
+
+    from_env = "read the archive passphrase from this environment variable (else asked)"
+    # No abbreviations: `--passphrase SECRET` must be an error, not --passphrase-env SECRET.
+    export = sub.add_parser(
+        "export", help="write every durable table to an encrypted archive", allow_abbrev=False
+    )
+    export.add_argument("file", help="archive to create (must not exist)")
+    export.add_argument("--passphrase-env", metavar="VAR", help=from_env)
+    export.set_defaults(func=cmd_export)
+    restore = sub.add_parser(
+        "import", help="restore an archive into an empty database", allow_abbrev=False
+    )
+    restore.add_argument("file", help="archive made by passgate export")
+    restore.add_argument("--passphrase-env", metavar="VAR", help=from_env)
+    restore.add_argument(
+        "--replace", action="store_true", help="wipe a database that holds data, in the same step"
+    )
+    restore.set_defaults(func=cmd_import)
     return parser
 
 

@@ -37,3 +37,15 @@ class LoginCodeRejected(PassgateError):
 
 class DecryptionFailed(PassgateError):
     """A secret at rest could not be decrypted: wrong ENCRYPTION_KEY or tampered data."""
+
+
+class ArchiveUnreadable(PassgateError):
+    """A backup archive is not one, is damaged, or was changed after it was made."""
+
+
+class WrongPassphrase(ArchiveUnreadable):
+    """The passphrase does not open this backup archive."""
+
+
+class ImportRefused(PassgateError):
+    """A backup cannot go into this database as it stands; the message says why and what to do."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from gateway.audit import AuditLog
+from gateway.backup import Backups
 from gateway.crypto import SecretBox, load_or_create_master_key
 from gateway.current_user import CurrentUser
 from gateway.custom_claims import CustomClaims
@@ -53,6 +54,7 @@ class Services:
     custom_claims: CustomClaims
     oidc: OidcServer
     audit: AuditLog
+    backups: Backups
 
     async def disable_user(self, username: str, disabled: bool = True) -> User:
         """Disable (or re-enable) a user; disabling ends every session they have."""
@@ -107,6 +109,7 @@ def build_services(settings: Settings) -> Services:
     else:
         store, ephemeral = SqlSessionStore(db), SqlEphemeral(db)
     passkeys = PasskeyService(db)
+    audit = AuditLog(db)
     signups = SignupTokens(db)
     sessions = Sessions(
         store,
@@ -136,5 +139,6 @@ def build_services(settings: Settings) -> Services:
         oauth=oauth,
         custom_claims=custom_claims,
         oidc=OidcServer(settings.app_url, clients, oauth, users, keys, custom_claims),
-        audit=AuditLog(db),
+        audit=audit,
+        backups=Backups(db, box, audit),
     )
