@@ -213,16 +213,18 @@ class Backups:
             durable = durable_tables(tx, every)
             archived = {table.name: table for table in snapshot.tables}
             _check_fits(archived, {table.name: table for table in durable})
-            doomed = in_foreign_key_order(
-                every.values() if replace else durable
-            )  # replace: short-lived state goes too
-            doomed = [table for table in doomed if table.name != "schema_migrations"]
+            # --replace also clears the short-lived state (sessions, codes) of the old contents.
+            wiped = [
+                table
+                for table in in_foreign_key_order(every.values() if replace else durable)
+                if table.name != "schema_migrations"
+            ]
             if tx.dialect == "postgres":  # nobody writes while we swap the contents
-                names = ", ".join(quoted(table.name) for table in doomed)
+                names = ", ".join(quoted(table.name) for table in wiped)
                 tx.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
             if not replace:
                 _refuse_if_populated(tx, durable)
-            for table in reversed(doomed):
+            for table in reversed(wiped):
                 tx.execute(f"DELETE FROM {quoted(table.name)}")
             for table in durable:
                 if table.name in archived:
@@ -234,15 +236,17 @@ class Backups:
             f"INSERT INTO {quoted(table.name)} ({', '.join(map(quoted, archived.columns))}) "
             f"VALUES ({', '.join('?' for _ in archived.columns)})"
         )
-        for row in archived.rows:
-            tx.execute(
-                sql,
+        tx.executemany(
+            sql,
+            [
                 [
                     self._restored(cell, column, f"{table.name}.{column.name}")
                     for cell, column in zip(row, columns, strict=True)
                     if column is not None
-                ],
-            )
+                ]
+                for row in archived.rows
+            ],
+        )
 
     def _restored(self, cell: Cell, column: Column, where: str) -> object:
         value: object = cell
@@ -294,7 +298,11 @@ def read_snapshot(data: bytes, passphrase: str) -> Snapshot:
     try:
         return Snapshot.model_validate_json(document)
     except ValidationError as exc:
-        raise ArchiveUnreadable(f"the archive's contents are not understood: {exc}") from None
+        first = exc.errors()[0]  # its location and message only: the input may be a secret
+        where = ".".join(str(part) for part in first["loc"])
+        raise ArchiveUnreadable(
+            f"the archive's contents are not understood ({where}: {first['msg']})"
+        ) from None
 
 
 def durable_tables(tx: Transaction, tables: Mapping[str, Table] | None = None) -> list[Table]:

@@ -23,6 +23,7 @@ Params = Sequence[Any]
 
 class Cursorish(Protocol):
     def execute(self, sql: str, params: Params = ()) -> Any: ...
+    def executemany(self, sql: str, params_seq: Sequence[Params]) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> Any: ...
 
@@ -112,6 +113,11 @@ class Transaction:
     def execute(self, sql: str, params: Params = ()) -> int:
         result = self._cursor.execute(self._db._sql(sql), tuple(params))
         return int(getattr(result, "rowcount", 0) or 0)
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement for many parameter rows (pipelined on PostgreSQL)."""
+        if rows:
+            self._cursor.executemany(self._db._sql(sql), [tuple(row) for row in rows])
 
     def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         self._cursor.execute(self._db._sql(sql), tuple(params))
