@@ -108,8 +108,8 @@ class Backups:
     # export --------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """Read every durable table at one point in time. StorageError if a sealed value does not
-        open with this instance's ENCRYPTION_KEY."""
+        """Read every durable table at one point in time. DecryptionFailed if a sealed value does
+        not open with this instance's ENCRYPTION_KEY."""
         with self._db.transaction() as tx:
             if tx.dialect == "postgres":  # one snapshot for every SELECT below
                 tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -287,8 +287,8 @@ def fitted(value: object, kind: str, where: str) -> object:
     elif kind == "bytes" and isinstance(value, bytes):
         return value
     raise ImportRefused(
-        f"{where}: the archive holds a {type(value).__name__} where this database wants "
-        f"{kind}; nothing was imported"
+        f"{where}: the archive holds a value of type {type(value).__name__} where this "
+        f"database wants {kind}; nothing was imported"
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.backup import SHORT_LIVED, read_snapshot
+from gateway.backup import SHORT_LIVED, fitted, read_snapshot
 from gateway.crypto import SecretBox
 from gateway.errors import (
     ArchiveUnreadable,
@@ -431,6 +431,22 @@ def test_export_refuses_to_overwrite_a_file_or_use_a_short_passphrase(
     assert not (tmp_path / "new.backup").exists()
 
 
+def test_export_under_the_wrong_encryption_key_fails_and_writes_nothing(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    folder = str(tmp_path / "instance")
+    right = build_services(make_settings(data_dir=folder, encryption_key=SOURCE_KEY))
+    populate(right)
+    asyncio.run(right.close())
+    wrong = build_services(make_settings(data_dir=folder, encryption_key=TARGET_KEY))
+    try:
+        with pytest.raises(DecryptionFailed, match=r"signing_keys\.private_key .* cannot decrypt"):
+            wrong.backups.export_to(tmp_path / "a.backup", PASSPHRASE)
+    finally:
+        asyncio.run(wrong.close())
+    assert list(tmp_path.glob("*a.backup*")) == []
+
+
 def test_export_and_import_are_in_the_audit_log(
     instance: Callable[[str, str], Services], tmp_path: Path
 ) -> None:
@@ -499,3 +515,30 @@ def test_cli_passphrase_is_not_an_argument(tmp_path: Path) -> None:
     for command in ("export", "import"):
         result = passgate(tmp_path, "old", command, str(tmp_path / "a"), "--passphrase", "s3cret")
         assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "stored"),
+    [
+        (True, "integer", 1),  # a PostgreSQL boolean into a SQLite integer flag
+        (3.0, "integer", 3),
+        (1, "boolean", True),  # and back
+        (0, "boolean", False),
+        (1700000000, "real", 1700000000.0),
+        (None, "integer", None),
+        (b"\x00\xff", "bytes", b"\x00\xff"),
+        ("text", "text", "text"),
+    ],
+)
+def test_values_are_stored_as_the_target_column_wants(value: Any, kind: str, stored: Any) -> None:
+    result = fitted(value, kind, "t.c")
+    assert result == stored and type(result) is type(stored)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [("7", "integer"), (2.5, "integer"), (2, "boolean"), (1, "text")]
+)
+def test_a_value_that_does_not_fit_names_the_column_not_the_value(value: Any, kind: str) -> None:
+    with pytest.raises(ImportRefused, match=r"^t\.c: .* wants " + kind) as refused:
+        fitted(value, kind, "t.c")
+    assert repr(value) not in str(refused.value)
