@@ -21,9 +21,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.cookies import clear_session_cookie, session_cookie
+from gateway.cookies import clear_session_cookie
 from gateway.oidc_server import SCOPES, OidcServer, PassgateRequest, Principal
-from gateway.web import form_with_csrf, message, page, services_of, signed_in
+from gateway.web import (
+    actor_of,
+    client_address,
+    end_this_session,
+    form_with_csrf,
+    message,
+    page,
+    record_event,
+    services_of,
+    signed_in,
+)
 
 log = logging.getLogger("passgate.oidc")
 
@@ -58,7 +68,9 @@ async def oauth_request(request: Request) -> PassgateRequest:
     query_string = f"?{request.url.query}" if request.url.query else ""
     uri = settings.app_url + request.url.path + query_string
     # Starlette's Headers look names up case-insensitively, as authlib expects.
-    return PassgateRequest(request.method, uri, request.headers, query, form)
+    return PassgateRequest(
+        request.method, uri, request.headers, query, form, client_address(request)
+    )
 
 
 def discovery(request: Request) -> Response:
@@ -224,12 +236,26 @@ async def authorize_decision(request: Request) -> Response:
     client = grant.client.client
     if client.allowed_groups and not set(client.allowed_groups) & set(user.groups):
         return page(request, "not_allowed.html", 403, client=client, user=user)
-    if form.get("decision") != "allow":
+    wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
+    allowed = form.get("decision") == "allow"
+    await record_event(
+        request,
+        "consent_given",
+        actor=actor_of(request, user.id, user.username),
+        user_id=user.id,
+        success=allowed,
+        reason="" if allowed else "declined by the user",
+        details={
+            "client_id": client.client_id,
+            "client_name": client.name,
+            "scope": " ".join(sorted(wanted)),
+        },
+    )
+    if not allowed:
         denied: Response = await run_in_threadpool(
             server.create_authorization_response, oauth, None, grant
         )
         return denied
-    wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
     await run_in_threadpool(services.oauth.grant_consent, user.id, client.client_id, wanted)
     response: Response = await run_in_threadpool(
         server.create_authorization_response, oauth, principal, grant
@@ -344,7 +370,7 @@ async def _logout_target_allowed(request: Request, client_id: str | None, target
 async def end_session_confirm(request: Request) -> Response:
     services = services_of(request)
     form = await form_with_csrf(request)
-    await services.sessions.end(session_cookie(request, services.settings))
+    await end_this_session(request, "oidc_end_session", form.get("client_id") or "")
     target = form.get("target") or ""
     # Checked when the page was made; checked again, since the form is the browser's to change.
     if target and await _logout_target_allowed(request, form.get("client_id"), target):

@@ -32,6 +32,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core.grants import OpenIDCode
 from starlette.responses import JSONResponse, Response
 
+from gateway.audit import Actor, AuditLog
 from gateway.custom_claims import CustomClaims
 from gateway.oauth_tokens import AuthorizationCode, IssuedToken, OAuthStore
 from gateway.oidc_claims import claims_for
@@ -120,8 +121,10 @@ class PassgateRequest(OAuth2Request):  # type: ignore[misc]
         headers: Mapping[str, str],
         query: list[tuple[str, str]],
         form: list[tuple[str, str]],
+        client_ip: str = "",
     ) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
+        self.client_ip = client_ip
         self._query = dict(query)
         self._form = dict(form)
         self.payload = _Payload([*query, *form])
@@ -144,6 +147,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         users: UserService,
         keys: SigningKeys,
         custom_claims: CustomClaims,
+        audit: AuditLog,
     ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         if issuer.startswith("http://"):
@@ -155,6 +159,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         self.users = users
         self.keys = keys
         self.custom_claims = custom_claims
+        self.audit = audit
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -197,6 +202,36 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             family_id=previous.family_id if previous else None,
             code_hash=code.code_hash if code else None,
         )
+        grant_type = request.payload.data.get("grant_type", "")
+        self.audit.record_or_log(
+            "token_refreshed" if grant_type == "refresh_token" else "token_issued",
+            actor=client_actor(client, request),
+            user_id=request.user.get_user_id(),
+            details={
+                "client_id": client.client_id,
+                "client_name": client.name,
+                "grant_type": grant_type,
+                "scope": scope,
+                "refresh_token": "refresh_token" in token,
+            },
+        )
+
+    def audit_revoked(
+        self, token: IssuedToken, cause: str, request: PassgateRequest | None = None
+    ) -> None:
+        """Record that a token (or its whole family) was revoked, and why."""
+        client = self.clients.find(token.client_id)
+        self.audit.record_or_log(
+            "token_revoked",
+            actor=client_actor(client, request) if client else Actor("system", id=token.client_id),
+            user_id=token.user_id,
+            details={
+                "client_id": token.client_id,
+                "client_name": client.name if client else "",
+                "scope": token.scope,
+                "cause": cause,
+            },
+        )
 
     def create_oauth2_request(self, request: PassgateRequest) -> PassgateRequest:
         return request
@@ -220,6 +255,18 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
     def active_user(self, user_id: str) -> User | None:
         user = self.users.find_user(user_id)
         return user if user is not None and not user.disabled else None
+
+
+def client_actor(client: OidcClient, request: PassgateRequest | None) -> Actor:
+    """An app calling the token endpoints, as an audit actor (apps are not users or API keys;
+    they act through Passgate's OIDC server, hence kind "system")."""
+    return Actor(
+        "system",
+        id=client.client_id,
+        name=f"OIDC client {client.name}",
+        ip=request.client_ip if request is not None else "",
+        user_agent=request.headers.get("user-agent", "") if request is not None else "",
+    )
 
 
 class Pkce(CodeChallenge):  # type: ignore[misc]
@@ -280,6 +327,12 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     def _replayed(self, code: AuthorizationCode) -> None:
         log.warning("authorization code replayed by client %s: revoking its tokens", code.client_id)
         self._passgate.store.revoke_tokens_from_code(code.code_hash)
+        self._passgate.audit.record_or_log(
+            "token_revoked",
+            actor=Actor("system", id=code.client_id, name="passgate"),
+            user_id=code.user_id,
+            details={"client_id": code.client_id, "cause": "authorization code replayed"},
+        )
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         return None  # marked used in authenticate_user, atomically
@@ -342,6 +395,7 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
                 "refresh token reused by client %s: revoking the whole family", token.client_id
             )
             store.revoke_family(token.family_id)
+            self._passgate.audit_revoked(token, "refresh token reused", self.request)
             return None
         if token.refresh_expires_at is None or token.refresh_expires_at <= time.time():
             return None
@@ -405,5 +459,9 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
             server.store.by_refresh_token(request.payload.data.get("token", "")) is not None
         ):
             server.store.revoke_family(token.family_id)
+            server.audit_revoked(
+                token, "revoked by the app (refresh token and its family)", request
+            )
         else:
             server.store.revoke(token.id)
+            server.audit_revoked(token, "revoked by the app (access token)", request)
