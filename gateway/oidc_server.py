@@ -41,6 +41,9 @@ from gateway.signing_keys import SigningKeys
 from gateway.users import User, UserService
 
 log = logging.getLogger("passgate.oidc")
+# authlib's grants log each issued token (access and refresh) at DEBUG: whatever LOG_LEVEL
+# says, those lines must never reach Passgate's logs.
+logging.getLogger("authlib").setLevel(logging.INFO)
 
 SCOPES = ("openid", "profile", "email", "groups", "offline_access")
 CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post"]
