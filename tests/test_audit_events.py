@@ -473,6 +473,7 @@ async def test_declined_consent_is_recorded_as_failed(
     assert "access_denied" in denied.headers["location"]
     row = last(live, "consent_given")
     assert not row["success"] and row["reason"] == "declined by the user"
+    assert row["user_id"] == user_id
 
 
 async def test_replayed_authorization_code_is_recorded_as_token_revocation(
