@@ -56,7 +56,9 @@ async def _enrol(
 
 async def _sign_in(live: Services, auth: SoftAuthenticator, **get: Any) -> str:
     ceremony, options = await live.ceremonies.begin_authentication()
-    passkey = await live.ceremonies.finish_authentication(ceremony, auth.get(options, ORIGIN, **get))
+    passkey = await live.ceremonies.finish_authentication(
+        ceremony, auth.get(options, ORIGIN, **get)
+    )
     return passkey.user_id
 
 
