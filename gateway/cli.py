@@ -195,7 +195,7 @@ def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> i
     url = f"{services.settings.app_url}/lc/{code}"
     if args.email:
         services.notifications.send_login_link(user, url, args.minutes)
-        services.audit.record(
+        services.audit.record_or_log(
             "login_link_emailed", actor=CLI, user_id=user.id, details={"minutes": args.minutes}
         )
         print(f"sign-in link emailed to {user.username} <{user.email}>", file=sys.stderr)
