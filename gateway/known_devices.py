@@ -50,7 +50,3 @@ class KnownDevices:
                 (user_id, digest, now, now),
             )
         return Sighting.NEW if others and int(others[0]) > 0 else Sighting.FIRST
-
-    def count_for_user(self, user_id: str) -> int:
-        row = self._db.fetchone("SELECT COUNT(*) FROM known_devices WHERE user_id = ?", (user_id,))
-        return int(row[0]) if row else 0
