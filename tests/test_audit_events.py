@@ -561,3 +561,34 @@ def _assert_nothing_secret(
         assert len(value) >= 12, value
         assert value not in rows, f"secret {value[:6]}… in the audit log"
         assert value not in logged, f"secret {value[:6]}… in a log line"
+
+
+async def test_reused_refresh_token_is_recorded_as_family_revocation(
+    live: Services, alice: tuple[WebClient, str]
+) -> None:
+    client, user_id = alice
+    app, secret = live.clients.create("Memos", [CALLBACK])
+    verifier, challenge = _pkce()
+    code = await _authorize(client, app.client_id, challenge)
+    auth = (app.client_id, secret or "")
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK}
+    tokens = await client.http.post(
+        "/api/oidc/token", data={**form, "code_verifier": verifier}, auth=auth
+    )
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens.json()["refresh_token"]}
+    assert (await client.http.post("/api/oidc/token", data=refresh, auth=auth)).status_code == 200
+    assert (await client.http.post("/api/oidc/token", data=refresh, auth=auth)).status_code == 400
+    row = last(live, "token_revoked")
+    assert row["user_id"] == user_id and row["actor_id"] == app.client_id
+    assert row["details"]["cause"] == "refresh token reused"  # type: ignore[index]
+
+
+async def test_rp_initiated_logout_records_sign_out_with_the_client(
+    live: Services, alice: tuple[WebClient, str]
+) -> None:
+    client, user_id = alice
+    form = {"client_id": "memos-client", "target": ""}
+    assert (await client.post_form("/api/oidc/end-session/confirm", form)).status_code == 303
+    row = last(live, "sign_out")
+    assert row["user_id"] == user_id
+    assert row["details"] == {"via": "oidc_end_session", "client_id": "memos-client"}  # type: ignore[comparison-overlap]

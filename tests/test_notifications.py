@@ -434,3 +434,16 @@ def test_untrusted_tls_certificate_is_refused(
     finally:
         server.controller.stop()
         asyncio.run(built.close())
+
+
+def test_starttls_refused_by_the_server_fails_instead_of_sending_in_clear(
+    make_settings: Callable[..., Settings], smtp_server: MailServer
+) -> None:
+    built = build_services(make_settings(**smtp_server.settings("starttls", **_tls_auth())))
+    try:
+        user = built.users.create_user("alice", "alice@example.com")
+        with pytest.raises(MailFailed, match="STARTTLS"):
+            built.notifications.send_login_link(user, "https://auth.example.com/lc/ABC")
+        assert smtp_server.inbox.messages == []
+    finally:
+        asyncio.run(built.close())
