@@ -375,9 +375,11 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
             return None
         return token
 
-    def authenticate_user(self, refresh_token: IssuedToken) -> Principal | None:
+    def authenticate_user(self, refresh_token: IssuedToken) -> Principal:
         user = self._passgate.active_user(refresh_token.user_id)
-        return Principal(user, refresh_token.auth_time) if user is not None else None
+        if user is None:
+            raise InvalidGrantError("the user is disabled or gone")
+        return Principal(user, refresh_token.auth_time)
 
     def revoke_old_credential(self, refresh_token: IssuedToken) -> None:
         store = self._passgate.store

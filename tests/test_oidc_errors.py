@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import html
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.services import Services
@@ -72,13 +74,41 @@ class Flow:
         return {k: v for k, v in params.items() if v is not None}
 
 
+class Client:
+    """A synchronous HTTP client for the in-process app that keeps its cookies, as a browser
+    (or an app's back end) would; redirects are left for the test to look at."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cookies = httpx.Cookies()
+
+    def request(self, method: str, url: str, **options: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app, client=("127.0.0.1", 1))
+            async with httpx.AsyncClient(
+                transport=transport, base_url=APP, cookies=self.cookies
+            ) as http:
+                response = await http.request(method, url, **options)
+                self.cookies = http.cookies
+                return response
+
+        return asyncio.run(send())
+
+    def get(self, url: str, **options: Any) -> httpx.Response:
+        return self.request("GET", url, **options)
+
+    def post(self, url: str, **options: Any) -> httpx.Response:
+        return self.request("POST", url, **options)
+
+
 class Op:
     """Passgate's OIDC provider in-process, with a browser and a back channel to it."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.browser = TestClient(create_app(services), base_url=APP, follow_redirects=False)
-        self.backend = TestClient(create_app(services), base_url=APP, follow_redirects=False)
+        app = create_app(services)
+        self.browser = Client(app)
+        self.backend = Client(app)
 
     # set-up ------------------------------------------------------------------------------
 
@@ -393,6 +423,48 @@ def test_prompt_consent_asks_again_even_with_consent_on_record(op: Op, alice: Us
     assert response.status_code == 200 and "Allow Memos?" in response.text
 
 
+def consent_form(op: Op, flow: Flow) -> tuple[str, dict[str, str]]:
+    """The consent page's form: where it posts and its CSRF token."""
+    page = op.authorize(flow.params())
+    assert page.status_code == 200 and "Allow Memos?" in page.text
+    action = re.search(r'action="([^"]+)"', page.text)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert action is not None and token is not None
+    return html.unescape(action.group(1)), {"csrf_token": token.group(1)}
+
+
+def test_denying_consent_sends_access_denied_to_the_app(op: Op, alice: User) -> None:
+    rp = op.client()
+    op.sign_in(alice)
+    flow = op.flow(rp)
+    action, form = consent_form(op, flow)
+    response = op.browser.post(action, data={**form, "decision": "deny"}, headers={"Origin": APP})
+    assert_redirected_error(response, flow, "access_denied")
+    assert op.services.oauth.consented_scope(alice.id, rp.client_id) == set()
+
+
+def test_allowing_consent_issues_a_code_and_remembers_it(op: Op, alice: User) -> None:
+    rp = op.client()
+    op.sign_in(alice)
+    flow = op.flow(rp)
+    action, form = consent_form(op, flow)
+    response = op.browser.post(action, data={**form, "decision": "allow"}, headers={"Origin": APP})
+    assert redirect_query(response, CALLBACK)["code"]
+    assert "openid" in op.services.oauth.consented_scope(alice.id, rp.client_id)
+
+
+def test_consent_from_another_site_is_refused(op: Op, alice: User) -> None:
+    rp = op.client()
+    op.sign_in(alice)
+    flow = op.flow(rp)
+    action, form = consent_form(op, flow)
+    response = op.browser.post(
+        action, data={**form, "decision": "allow"}, headers={"Origin": "https://evil.example.net"}
+    )
+    assert response.status_code == 403 and "location" not in response.headers
+    assert op.services.oauth.consented_scope(alice.id, rp.client_id) == set()
+
+
 def sign_in_again(op: Op, user: User, response: httpx.Response) -> httpx.Response:
     """Follow a redirect to the sign-in page as a browser would after a fresh passkey sign-in."""
     assert response.status_code == 303
@@ -522,6 +594,16 @@ def test_replayed_code_is_refused_and_revokes_the_tokens_it_gave(
     assert_token_error(op.token_request(signed_in_flow.rp, refresh), "invalid_grant")
 
 
+def test_replayed_code_also_revokes_tokens_refreshed_from_it(op: Op, signed_in_flow: Flow) -> None:
+    code = op.code(signed_in_flow)
+    first = op.exchange(signed_in_flow, code).json()
+    refreshed = refresh(op, signed_in_flow.rp, first["refresh_token"]).json()
+    assert op.userinfo(refreshed["access_token"]).status_code == 200
+    assert_token_error(op.exchange(signed_in_flow, code), "invalid_grant")
+    assert op.userinfo(refreshed["access_token"]).status_code == 401
+    assert_token_error(refresh(op, signed_in_flow.rp, refreshed["refresh_token"]), "invalid_grant")
+
+
 def test_code_issued_to_another_client_is_invalid_grant(op: Op, signed_in_flow: Flow) -> None:
     code = op.code(signed_in_flow)
     other = op.client(public=True)
@@ -589,6 +671,26 @@ def test_refresh_token_of_another_client_is_invalid_grant(op: Op, signed_in_flow
     tokens = op.tokens(signed_in_flow)
     other = op.client(public=True)
     assert_token_error(refresh(op, other, tokens["refresh_token"]), "invalid_grant")
+
+
+def test_refresh_cannot_widen_the_scope(op: Op, alice: User) -> None:
+    rp = op.client(public=True, refresh_tokens=True)
+    op.sign_in(alice)
+    op.consent(alice, rp)
+    tokens = op.tokens(op.flow(rp))  # public client's flow: PKCE, no secret
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "scope": "openid profile email groups offline_access",
+    }
+    assert tokens["scope"] == "openid profile email groups"
+    assert_token_error(op.token_request(rp, data), "invalid_scope")
+
+
+def test_refresh_for_a_disabled_user_is_invalid_grant(op: Op, signed_in_flow: Flow) -> None:
+    tokens = op.tokens(signed_in_flow)
+    asyncio.run(op.services.disable_user("alice"))
+    assert_token_error(refresh(op, signed_in_flow.rp, tokens["refresh_token"]), "invalid_grant")
 
 
 def test_expired_refresh_token_is_invalid_grant(op: Op, signed_in_flow: Flow) -> None:
