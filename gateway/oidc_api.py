@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -117,6 +123,7 @@ def discovery(request: Request) -> Response:
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,  # defaults to true when left out
         "claims_parameter_supported": False,
     }
     return JSONResponse(document, headers={**CORS, "Cache-Control": "public, max-age=3600"})
@@ -150,7 +157,14 @@ def _send_back(
     return response
 
 
-def _max_age(value: str | None) -> int | None:
+def _checked_max_age(params: Mapping[str, str]) -> int | None:
+    """The request's max_age, if any. Raises OAuth2Error for a malformed one, and for request
+    objects, which Passgate does not support (OIDC Core 6)."""
+    if "request" in params:
+        raise RequestNotSupportedError("request objects are not supported")
+    if "request_uri" in params:
+        raise RequestURINotSupportedError("request_uri is not supported")
+    value = params.get("max_age")
     if value is None:
         return None
     if not value.isascii() or not value.isdigit():
@@ -206,7 +220,7 @@ async def authorize(request: Request) -> Response:
     except OAuth2Error as error:
         return _oauth_error(request, oauth, error)
     try:
-        max_age = _max_age(request.query_params.get("max_age"))
+        max_age = _checked_max_age(request.query_params)
     except OAuth2Error as error:
         return _send_back(request, oauth, grant, error)
     query = list(request.query_params.multi_items())

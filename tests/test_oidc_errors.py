@@ -372,6 +372,22 @@ def test_malformed_max_age_is_sent_back_as_invalid_request(op: Op, alice: User) 
     assert_redirected_error(op.authorize(flow.params(max_age="-5")), flow, "invalid_request")
 
 
+@pytest.mark.parametrize(
+    ("parameter", "error"),
+    [("request", "request_not_supported"), ("request_uri", "request_uri_not_supported")],
+)
+def test_request_objects_are_refused(op: Op, alice: User, parameter: str, error: str) -> None:
+    """Discovery disclaims request objects, and one sent anyway is not silently ignored."""
+    meta = op.backend.get("/.well-known/openid-configuration").json()
+    assert meta[f"{parameter}_parameter_supported"] is False
+    rp = op.client()
+    op.sign_in(alice)
+    op.consent(alice, rp)
+    flow = op.flow(rp)
+    response = op.authorize(flow.params(**{parameter: "eyJhbGciOiJub25lIn0.e30."}))
+    assert_redirected_error(response, flow, error)
+
+
 # --- /authorize: prompt, max_age, auth_time -------------------------------------------------
 
 
