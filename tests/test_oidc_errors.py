@@ -981,6 +981,13 @@ def test_profile_scope_gives_no_picture_since_there_is_none(
     assert "picture" not in op.userinfo(tokens["access_token"]).json()
 
 
+def test_profile_claims_without_a_value_are_left_out(op: Op) -> None:
+    user = op.services.users.create_user("bob", display_name="Bob")
+    claims = op.services.oidc.claims(user, "openid profile email")
+    assert claims["name"] == "Bob" and claims["given_name"] == "Bob"
+    assert "family_name" not in claims and "email" not in claims
+
+
 def test_discovery_claims_are_all_issued(op: Op, confidential_flow: Flow) -> None:
     meta = op.backend.get("/.well-known/openid-configuration").json()
     tokens = op.tokens(confidential_flow)
