@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -302,10 +302,28 @@ async def authorize_decision(request: Request) -> Response:
     return response
 
 
+def _repeated_parameter(request: Request, oauth: PassgateRequest) -> Response | None:
+    """invalid_request when a parameter was sent twice (which one would count is anyone's guess)."""
+    repeated = oauth.payload.repeated()
+    if not repeated:
+        return None
+    error = InvalidRequestError(f"{repeated[0]} was sent more than once")
+    response: Response = server_of(request).handle_error_response(oauth, error)
+    return response
+
+
+async def _call(method: Callable[..., Any], *args: Any) -> Response:
+    """One of authlib's (synchronous) server methods, in a worker thread."""
+    response: Response = await run_in_threadpool(method, *args)
+    return response
+
+
 async def token(request: Request) -> Response:
     server = server_of(request)
     oauth = await oauth_request(request)
-    response: Response = await run_in_threadpool(server.create_token_response, oauth)
+    response = _repeated_parameter(request, oauth)
+    if response is None:
+        response = await _call(server.create_token_response, oauth)
     response.headers.update(CORS)
     return response
 
@@ -313,7 +331,9 @@ async def token(request: Request) -> Response:
 async def _endpoint(request: Request, name: str) -> Response:
     server = server_of(request)
     oauth = await oauth_request(request)
-    response: Response = await run_in_threadpool(server.create_endpoint_response, name, oauth)
+    response = _repeated_parameter(request, oauth)
+    if response is None:
+        response = await _call(server.create_endpoint_response, name, oauth)
     return response
 
 
@@ -343,10 +363,14 @@ async def userinfo(request: Request) -> Response:
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     access_token = value.strip() if scheme.lower() == "bearer" else ""
-    if not access_token and request.method == "POST":
+    if request.method == "POST":
         form = await request.form()
         candidate = form.get("access_token")
-        access_token = candidate if isinstance(candidate, str) else ""
+        if isinstance(candidate, str) and candidate:
+            if access_token:
+                # RFC 6750 2: one way of sending the token per request.
+                return _bearer_error("invalid_request", "send the token one way, not two", 400)
+            access_token = candidate
     if not access_token:
         return _bearer_error(None, "send the access token as a Bearer token")
     issued = await run_in_threadpool(services.oauth.by_access_token, access_token)

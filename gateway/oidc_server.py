@@ -116,6 +116,10 @@ class _Payload(OAuth2Payload):  # type: ignore[misc]
     def data(self) -> dict[str, str]:
         return dict(self._pairs)
 
+    def repeated(self) -> list[str]:
+        """Names sent more than once (RFC 6749 3.1 and 3.2 allow each parameter only once)."""
+        return sorted(name for name, values in self.datalist.items() if len(values) > 1)
+
     @property
     def datalist(self) -> defaultdict[str, list[str]]:
         values: defaultdict[str, list[str]] = defaultdict(list)

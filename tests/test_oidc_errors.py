@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -801,6 +801,26 @@ def test_unsupported_grant_type_is_json_error(
     assert_token_error(response, "unsupported_grant_type")
 
 
+def test_repeated_parameter_at_the_token_endpoint_is_invalid_request(
+    op: Op, confidential_flow: Flow
+) -> None:
+    code = op.code(confidential_flow)
+    body = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("code", "another"),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", confidential_flow.verifier),
+    ]
+    response = op.backend.post(
+        "/api/oidc/token",
+        content=urlencode(body),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        auth=confidential_flow.rp.basic,
+    )
+    assert_token_error(response, "invalid_request")
+
+
 def test_missing_code_is_invalid_request(op: Op, confidential_flow: Flow) -> None:
     data = {"grant_type": "authorization_code", "redirect_uri": CALLBACK}
     assert_token_error(op.token_request(confidential_flow.rp, data), "invalid_request")
@@ -824,6 +844,19 @@ def test_userinfo_answers_get_and_post(op: Op, confidential_flow: Flow) -> None:
     assert by_get.status_code == by_post.status_code == by_form.status_code == 200
     assert by_get.json() == by_post.json() == by_form.json()
     assert by_get.json()["preferred_username"] == "alice"
+
+
+def test_token_sent_two_ways_to_userinfo_is_invalid_request(
+    op: Op, confidential_flow: Flow
+) -> None:
+    access = op.tokens(confidential_flow)["access_token"]
+    response = op.backend.post(
+        "/api/oidc/userinfo",
+        data={"access_token": access},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 400
+    assert 'error="invalid_request"' in response.headers["www-authenticate"]
 
 
 def test_expired_access_token_at_userinfo_is_401_invalid_token(
