@@ -284,3 +284,11 @@ def test_container_image_is_slim_and_ships_the_wheel_only() -> None:
     assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.M) == ["python:3.11-slim"] * 2
     assert "COPY --from=build /opt/passgate /opt/passgate" in DOCKERFILE
     assert "pip install --no-cache-dir ." in DOCKERFILE
+
+
+def test_readme_walkthrough_copies_exactly_the_files_compose_needs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    copies = dict(
+        (target, source) for source, target in re.findall(r"^\s*cp (\S+) (\S+)$", readme, re.M)
+    )
+    assert copies == COPIED_FROM
