@@ -288,7 +288,5 @@ def test_container_image_is_slim_and_ships_the_wheel_only() -> None:
 
 def test_readme_walkthrough_copies_exactly_the_files_compose_needs() -> None:
     readme = (ROOT / "README.md").read_text()
-    copies = dict(
-        (target, source) for source, target in re.findall(r"^\s*cp (\S+) (\S+)$", readme, re.M)
-    )
-    assert copies == COPIED_FROM
+    copies = re.findall(r"^\s*cp (\S+) (\S+)$", readme, re.M)
+    assert {target: source for source, target in copies} == COPIED_FROM
