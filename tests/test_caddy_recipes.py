@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,13 +101,15 @@ def run_recipe(
         client = ProxyClient("https", https_port, root)
         stack = RecipeStack(client, ProxyClient("http", http_port), passgate, caddy, domain)
 
-        def certificate_ready() -> bool:
-            try:
-                return stack.client.get(stack.host("auth"), "/healthz").status_code == 200
-            except ssl.SSLError:
-                return False
-
-        wait_for(certificate_ready, what=f"a certificate from Caddy's CA (log: {caddy.log_path})")
+        # Caddy issues each site's certificate in the background: wait for every one.
+        addresses = re.findall(r"^([a-z0-9][a-z0-9., -]*) \{$", config.read_text(), re.M)
+        hosts = [host for line in addresses for host in re.split(r"[, ]+", line) if "." in host]
+        assert hosts
+        for host in hosts:
+            wait_for(
+                lambda host=host: stack.client.get(host, "/healthz").status_code > 0,
+                what=f"a certificate for {host} (log: {caddy.log_path})",
+            )
         return stack
 
     yield run
