@@ -12,9 +12,21 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.aaguids import model_name
+from gateway.audit import DetailValue
 from gateway.cookies import clear_session_cookie
+from gateway.crypto import tokens_equal
 from gateway.errors import InvalidInput, NotFound
-from gateway.web import form_with_csrf, message, page, services_of, signed_in
+from gateway.identity import Identity
+from gateway.web import (
+    actor_of,
+    form_with_csrf,
+    message,
+    page,
+    passkey_details,
+    record_event,
+    services_of,
+    signed_in,
+)
 
 
 def _ago(seconds: float) -> str:
@@ -87,26 +99,39 @@ async def account(request: Request) -> Response:
     )
 
 
-async def _checked(request: Request) -> tuple[dict[str, str], str] | Response:
-    """(form, user id) for a signed-in user's valid form, or the response to send instead."""
+async def _checked(request: Request) -> tuple[dict[str, str], Identity] | Response:
+    """(form, identity) for a signed-in user's valid form, or the response to send instead."""
     form = await form_with_csrf(request)
     found = await signed_in(request)
     if found is None:
         return _to_login(request)
-    return form, found[1].user_id
+    return form, found[1]
+
+
+async def _record(
+    request: Request, event: str, identity: Identity, details: dict[str, DetailValue]
+) -> None:
+    actor = actor_of(request, identity.user_id, identity.username)
+    await record_event(request, event, actor=actor, user_id=identity.user_id, details=details)
 
 
 async def rename_passkey(request: Request) -> Response:
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
-    form, user_id = checked
+    form, identity = checked
+    passkeys = services_of(request).passkeys
+    credential_id = form.get("id", "")
+    before = await run_in_threadpool(passkeys.find, credential_id)
     try:
-        await run_in_threadpool(
-            services_of(request).passkeys.rename, user_id, form.get("id", ""), form.get("name", "")
+        after = await run_in_threadpool(
+            passkeys.rename, identity.user_id, credential_id, form.get("name", "")
         )
     except (NotFound, InvalidInput) as exc:
         return message(request, "Passkey not renamed", str(exc), 400, "/account")
+    details = passkey_details(after)
+    details["old_name"] = before.name if before is not None else ""
+    await _record(request, "passkey_renamed", identity, details)
     return RedirectResponse("/account?notice=Passkey+renamed", 303)
 
 
@@ -114,16 +139,19 @@ async def delete_passkey(request: Request) -> Response:
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
-    form, user_id = checked
+    form, identity = checked
     passkeys = services_of(request).passkeys
     credential_id = form.get("id", "")
-    remaining = await run_in_threadpool(passkeys.count_for_user, user_id)
+    remaining = await run_in_threadpool(passkeys.count_for_user, identity.user_id)
     if remaining <= 1 and form.get("confirm_last") != "yes":
         return page(request, "confirm_delete_last.html", 409, passkey_id=credential_id)
+    doomed = await run_in_threadpool(passkeys.find, credential_id)
     try:
-        await run_in_threadpool(passkeys.delete, user_id, credential_id)
+        await run_in_threadpool(passkeys.delete, identity.user_id, credential_id)
     except NotFound as exc:
         return message(request, "Passkey not deleted", str(exc), 404, "/account")
+    if doomed is not None:
+        await _record(request, "passkey_removed", identity, passkey_details(doomed))
     return RedirectResponse("/account?notice=Passkey+deleted", 303)
 
 
@@ -132,10 +160,14 @@ async def revoke_app(request: Request) -> Response:
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
-    form, user_id = checked
-    await run_in_threadpool(
-        services_of(request).oauth.revoke_consent, user_id, form.get("client_id", "")
-    )
+    form, identity = checked
+    services = services_of(request)
+    client_id = form.get("client_id", "")
+    client = await run_in_threadpool(services.clients.find, client_id) if client_id else None
+    await run_in_threadpool(services.oauth.revoke_consent, identity.user_id, client_id)
+    if client is not None:
+        details: dict[str, DetailValue] = {"client_id": client_id, "client_name": client.name}
+        await _record(request, "consent_withdrawn", identity, details)
     return RedirectResponse("/account?notice=Access+withdrawn", 303)
 
 
@@ -143,8 +175,23 @@ async def end_session(request: Request) -> Response:
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
-    form, user_id = checked
-    await services_of(request).sessions.end_by_key(user_id, form.get("key", ""))
+    form, identity = checked
+    services = services_of(request)
+    key = form.get("key", "")
+    ended = next(
+        (
+            s
+            for s in await services.sessions.list_for_user(identity.user_id)
+            if tokens_equal(s.key, key)
+        ),
+        None,
+    )
+    if await services.sessions.end_by_key(identity.user_id, key) and ended is not None:
+        details: dict[str, DetailValue] = {
+            "session_ip": ended.ip,
+            "session_user_agent": ended.user_agent[:200],
+        }
+        await _record(request, "session_revoked", identity, details)
     return RedirectResponse("/account", 303)
 
 
@@ -153,7 +200,10 @@ async def end_all_sessions(request: Request) -> Response:
     if isinstance(checked, Response):
         return checked
     services = services_of(request)
-    await services.sessions.end_all_for_user(checked[1])
+    identity = checked[1]
+    count = len(await services.sessions.list_for_user(identity.user_id))
+    await services.sessions.end_all_for_user(identity.user_id)
+    await _record(request, "sign_out_everywhere", identity, {"sessions": count})
     response = RedirectResponse("/login", 303)
     clear_session_cookie(response, services.settings)
     return response

@@ -149,7 +149,7 @@ class Backups:
         data = seal(snapshot.model_dump_json().encode("utf-8"), passphrase)
         _write_new_file(path, data)
         self._audit.record(
-            "backup.exported",
+            "backup_exported",
             actor=CLI,
             details={"tables": len(snapshot.tables), "rows": sum(snapshot.row_counts().values())},
         )
@@ -187,7 +187,7 @@ class Backups:
         snapshot = read_snapshot(data, passphrase)
         self.restore(snapshot, replace=replace)
         self._audit.record(
-            "backup.imported",
+            "backup_imported",
             actor=CLI,
             details={
                 "tables": len(snapshot.tables),

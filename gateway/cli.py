@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.audit import CLI
 from gateway.errors import InvalidInput, PassgateError
 from gateway.logs import configure
 from gateway.oidc_clients import OidcClient
@@ -185,8 +186,23 @@ def cmd_groups(args: argparse.Namespace, services: Services) -> int:
 
 @with_services
 def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> int:
+    if args.email:
+        # Checked before a code exists, so a refusal leaves no usable code behind.
+        user = services.users.get_user_by_name(args.username)
+        if not services.notifications.enabled:
+            raise InvalidInput("--email needs SMTP_HOST and SMTP_FROM (email is not configured)")
+        if not user.email:
+            raise InvalidInput(f"user {user.username} has no email address")
     code = services.login_codes.issue(args.username, lifetime=args.minutes * 60)
-    print(f"{services.settings.app_url}/lc/{code}")
+    url = f"{services.settings.app_url}/lc/{code}"
+    if args.email:
+        services.notifications.send_login_link(user, url, args.minutes)
+        services.audit.record_or_log(
+            "login_link_emailed", actor=CLI, user_id=user.id, details={"minutes": args.minutes}
+        )
+        print(f"sign-in link emailed to {user.username} <{user.email}>", file=sys.stderr)
+        return 0
+    print(url)
     print(f"Valid once, for {args.minutes} minutes. Code: {code}", file=sys.stderr)
     return 0
 
@@ -441,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ota.add_argument("username")
     ota.add_argument("--minutes", type=int, default=60, choices=range(1, 1441), metavar="1-1440")
+    ota.add_argument(
+        "--email", action="store_true", help="email the link to the user (needs SMTP_*)"
+    )
     ota.set_defaults(func=cmd_one_time_access_token)
     signup = sub.add_parser("signup-token", help="signup links (ALLOW_USER_SIGNUPS=withToken)")
     signup.set_defaults(func=cmd_signup_token)

@@ -32,7 +32,13 @@ class InvalidInput(PassgateError):
 
 
 class LoginCodeRejected(PassgateError):
-    """A one-time access code is unknown, used or expired (deliberately not said which)."""
+    """A one-time access code is unknown, used or expired. The message deliberately does not
+    say which; `reason` does, for the audit log only, with `user_id` when the code had one."""
+
+    def __init__(self, message: str, reason: str = "", user_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.user_id = user_id
 
 
 class DecryptionFailed(PassgateError):

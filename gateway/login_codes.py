@@ -15,6 +15,7 @@ from gateway.users import User, UserService
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 16  # 80 bits: guessing is hopeless even without rate limits
 DEFAULT_LIFETIME = 3600.0
+REJECTED = "this login code is invalid or has expired"
 
 
 def normalise(code: str) -> str:
@@ -55,11 +56,12 @@ class LoginCodes:
                 row is None
                 or tx.execute("DELETE FROM login_codes WHERE code_hash = ?", (digest,)) != 1
             ):
-                raise LoginCodeRejected("this login code is invalid or has expired")
+                raise LoginCodeRejected(REJECTED, "unknown or already used code")
             tx.execute("DELETE FROM login_codes WHERE expires_at < ?", (now,))
+        user_id = str(row[0])
         if float(row[1]) < now:
-            raise LoginCodeRejected("this login code is invalid or has expired")
-        user = self._users.find_user(str(row[0]))
+            raise LoginCodeRejected(REJECTED, "expired code", user_id)
+        user = self._users.find_user(user_id)
         if user is None or user.disabled:
-            raise LoginCodeRejected("this login code is invalid or has expired")
+            raise LoginCodeRejected(REJECTED, "disabled account", user_id)
         return user

@@ -190,6 +190,19 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX audit_log_event ON audit_log(event, at)",
         ),
     ),
+    (
+        7,
+        "known devices for new-device sign-in notices",
+        (
+            """CREATE TABLE known_devices (
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                device_hash TEXT NOT NULL,
+                first_seen DOUBLE PRECISION NOT NULL,
+                last_seen DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (user_id, device_hash)
+            )""",
+        ),
+    ),
 )
 
 

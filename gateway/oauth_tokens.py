@@ -190,8 +190,10 @@ class OAuthStore:
         )
 
     def revoke_tokens_from_code(self, code_hash: str) -> None:
+        """Revoke every token descended from the code, refreshed ones included."""
         self._db.execute(
-            "UPDATE oauth_tokens SET revoked_at = ? WHERE code_hash = ? AND revoked_at IS NULL",
+            "UPDATE oauth_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND family_id IN "
+            "(SELECT family_id FROM oauth_tokens WHERE code_hash = ?)",
             (time.time(), code_hash),
         )
 

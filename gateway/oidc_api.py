@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -21,9 +29,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.cookies import clear_session_cookie, session_cookie
+from gateway.cookies import clear_session_cookie
+from gateway.oidc_clients import OidcClient
 from gateway.oidc_server import SCOPES, OidcServer, PassgateRequest, Principal
-from gateway.web import form_with_csrf, message, page, services_of, signed_in
+from gateway.users import User
+from gateway.web import (
+    actor_of,
+    client_address,
+    end_this_session,
+    form_with_csrf,
+    message,
+    page,
+    record_event,
+    services_of,
+    signed_in,
+)
 
 log = logging.getLogger("passgate.oidc")
 
@@ -34,6 +54,7 @@ SCOPE_TEXT = {
     "groups": "See which groups you belong to",
     "offline_access": "Stay signed in when you are away (refresh tokens)",
 }
+FRESH_SIGN_IN = 60  # seconds: how long a sign-in forced by prompt=login or max_age counts as fresh
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
@@ -58,7 +79,9 @@ async def oauth_request(request: Request) -> PassgateRequest:
     query_string = f"?{request.url.query}" if request.url.query else ""
     uri = settings.app_url + request.url.path + query_string
     # Starlette's Headers look names up case-insensitively, as authlib expects.
-    return PassgateRequest(request.method, uri, request.headers, query, form)
+    return PassgateRequest(
+        request.method, uri, request.headers, query, form, client_address(request)
+    )
 
 
 def discovery(request: Request) -> Response:
@@ -110,8 +133,9 @@ def discovery(request: Request) -> Response:
             "aud",
         ],
         "prompt_values_supported": ["none", "login", "consent"],
-        "authorization_response_iss_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,  # defaults to true when left out
         "claims_parameter_supported": False,
     }
     return JSONResponse(document, headers={**CORS, "Cache-Control": "public, max-age=3600"})
@@ -135,8 +159,46 @@ def _oauth_error(request: Request, oauth: PassgateRequest, error: OAuth2Error) -
     return _error_page(request, error)
 
 
-def _without(url_query: list[tuple[str, str]], *names: str) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in url_query if k not in names]
+def _send_back(
+    request: Request, oauth: PassgateRequest, grant: Any, error: OAuth2Error
+) -> Response:
+    """An error for the app at its (already validated) redirect URI, with its state."""
+    error.redirect_uri = grant.redirect_uri
+    error.state = oauth.payload.state
+    response: Response = server_of(request).handle_error_response(oauth, error)
+    return response
+
+
+def _checked_max_age(params: Mapping[str, str]) -> int | None:
+    """The request's max_age, if any. Raises OAuth2Error for a malformed one, and for request
+    objects, which Passgate does not support (OIDC Core 6)."""
+    if "request" in params:
+        raise RequestNotSupportedError("request objects are not supported")
+    if "request_uri" in params:
+        raise RequestURINotSupportedError("request_uri is not supported")
+    value = params.get("max_age")
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise InvalidRequestError("max_age must be a whole number of seconds")
+    return int(value)
+
+
+def _after_fresh_sign_in(
+    query: list[tuple[str, str]], max_age: int | None
+) -> list[tuple[str, str]]:
+    """The request to come back with after a forced sign-in: `login` taken out of prompt and
+    max_age at least FRESH_SIGN_IN, so that the new session satisfies it instead of forcing
+    yet another sign-in (max_age=0 would otherwise loop)."""
+    kept: list[tuple[str, str]] = []
+    for name, value in query:
+        if name == "prompt":
+            rest = " ".join(p for p in value.split() if p != "login")
+            if rest:
+                kept.append((name, rest))
+        elif name != "max_age":
+            kept.append((name, value))
+    return [*kept, ("max_age", str(max(max_age or 0, FRESH_SIGN_IN)))]
 
 
 def _to_login(request: Request, query: list[tuple[str, str]]) -> Response:
@@ -147,6 +209,10 @@ def _to_login(request: Request, query: list[tuple[str, str]]) -> Response:
     if hint:
         params["hint"] = hint[:64]  # pre-fills the username field the passkey autofill uses
     return RedirectResponse(f"/login?force=1&{urlencode(params)}", 303)
+
+
+def _allowed(client: OidcClient, user: User) -> bool:
+    return not client.allowed_groups or bool(set(client.allowed_groups) & set(user.groups))
 
 
 async def authorize(request: Request) -> Response:
@@ -160,33 +226,44 @@ async def authorize(request: Request) -> Response:
         if user is not None:
             principal = Principal(user, found[0].created_at)
     try:
+        # Validates client, redirect URI, response type, scope, PKCE and prompt; raises
+        # login_required for prompt=none without a session.
         grant = await run_in_threadpool(server.get_consent_grant, oauth, principal)
     except OAuth2Error as error:
         return _oauth_error(request, oauth, error)
+    try:
+        max_age = _checked_max_age(request.query_params)
+    except OAuth2Error as error:
+        return _send_back(request, oauth, grant, error)
     query = list(request.query_params.multi_items())
-    max_age = request.query_params.get("max_age")
-    too_old = (
+    prompts = set((request.query_params.get("prompt") or "").split())
+    silent = "none" in prompts  # no page may be shown: every question becomes an error
+    stale = (
         principal is not None
         and max_age is not None
-        and max_age.isdigit()
-        and time.time() - principal.auth_time > int(max_age)
+        and time.time() - principal.auth_time > max_age
     )
-    if principal is None or grant.prompt == "login" or too_old:
-        if principal is not None and grant.prompt == "login":
-            # Re-authenticate once; the fresh sign-in then satisfies a one-minute max_age.
-            query = [*_without(query, "prompt", "max_age"), ("max_age", "60")]
+    if principal is None or stale or "login" in prompts:
+        if silent:
+            return _send_back(request, oauth, grant, LoginRequiredError())
+        if "login" in prompts or max_age is not None:
+            query = _after_fresh_sign_in(query, max_age)
         return _to_login(request, query)
     client = grant.client.client
-    if client.allowed_groups and not set(client.allowed_groups) & set(principal.user.groups):
+    if not _allowed(client, principal.user):
         log.info(
             "user %s is not in the groups allowed for %s", principal.user.username, client.client_id
         )
+        if silent:
+            return _send_back(request, oauth, grant, AccessDeniedError())
         return page(request, "not_allowed.html", 403, client=client, user=principal.user)
     wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
     granted = await run_in_threadpool(
         services.oauth.consented_scope, principal.user.id, client.client_id
     )
-    if grant.prompt == "consent" or not wanted <= granted:
+    if "consent" in prompts or not wanted <= granted:
+        if silent:
+            return _send_back(request, oauth, grant, ConsentRequiredError())
         return page(
             request,
             "consent.html",
@@ -222,14 +299,28 @@ async def authorize_decision(request: Request) -> Response:
     except OAuth2Error as error:
         return _oauth_error(request, oauth, error)
     client = grant.client.client
-    if client.allowed_groups and not set(client.allowed_groups) & set(user.groups):
+    if not _allowed(client, user):
         return page(request, "not_allowed.html", 403, client=client, user=user)
-    if form.get("decision") != "allow":
+    wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
+    allowed = form.get("decision") == "allow"
+    await record_event(
+        request,
+        "consent_given",
+        actor=actor_of(request, user.id, user.username),
+        user_id=user.id,
+        success=allowed,
+        reason="" if allowed else "declined by the user",
+        details={
+            "client_id": client.client_id,
+            "client_name": client.name,
+            "scope": " ".join(sorted(wanted)),
+        },
+    )
+    if not allowed:
         denied: Response = await run_in_threadpool(
             server.create_authorization_response, oauth, None, grant
         )
         return denied
-    wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
     await run_in_threadpool(services.oauth.grant_consent, user.id, client.client_id, wanted)
     response: Response = await run_in_threadpool(
         server.create_authorization_response, oauth, principal, grant
@@ -237,10 +328,28 @@ async def authorize_decision(request: Request) -> Response:
     return response
 
 
+def _repeated_parameter(request: Request, oauth: PassgateRequest) -> Response | None:
+    """invalid_request when a parameter was sent twice (which one would count is anyone's guess)."""
+    repeated = oauth.payload.repeated()
+    if not repeated:
+        return None
+    error = InvalidRequestError(f"{repeated[0]} was sent more than once")
+    response: Response = server_of(request).handle_error_response(oauth, error)
+    return response
+
+
+async def _call(method: Callable[..., Any], *args: Any) -> Response:
+    """One of authlib's (synchronous) server methods, in a worker thread."""
+    response: Response = await run_in_threadpool(method, *args)
+    return response
+
+
 async def token(request: Request) -> Response:
     server = server_of(request)
     oauth = await oauth_request(request)
-    response: Response = await run_in_threadpool(server.create_token_response, oauth)
+    response = _repeated_parameter(request, oauth)
+    if response is None:
+        response = await _call(server.create_token_response, oauth)
     response.headers.update(CORS)
     return response
 
@@ -248,7 +357,9 @@ async def token(request: Request) -> Response:
 async def _endpoint(request: Request, name: str) -> Response:
     server = server_of(request)
     oauth = await oauth_request(request)
-    response: Response = await run_in_threadpool(server.create_endpoint_response, name, oauth)
+    response = _repeated_parameter(request, oauth)
+    if response is None:
+        response = await _call(server.create_endpoint_response, name, oauth)
     return response
 
 
@@ -262,10 +373,12 @@ async def revoke(request: Request) -> Response:
     return response
 
 
-def _bearer_error(error: str, description: str, status: int = 401) -> Response:
-    header = f'Bearer error="{error}", error_description="{description}"'
+def _bearer_error(error: str | None, description: str, status: int = 401) -> Response:
+    """RFC 6750 3: a challenge naming the error; a request without any token gets a bare one."""
+    header = f'Bearer error="{error}", error_description="{description}"' if error else "Bearer"
+    body = {"error": error, "error_description": description} if error else {}
     return JSONResponse(
-        {"error": error, "error_description": description},
+        body,
         status,
         headers={**CORS, "WWW-Authenticate": header, "Cache-Control": "no-store"},
     )
@@ -276,12 +389,16 @@ async def userinfo(request: Request) -> Response:
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     access_token = value.strip() if scheme.lower() == "bearer" else ""
-    if not access_token and request.method == "POST":
+    if request.method == "POST":
         form = await request.form()
         candidate = form.get("access_token")
-        access_token = candidate if isinstance(candidate, str) else ""
+        if isinstance(candidate, str) and candidate:
+            if access_token:
+                # RFC 6750 2: one way of sending the token per request.
+                return _bearer_error("invalid_request", "send the token one way, not two", 400)
+            access_token = candidate
     if not access_token:
-        return _bearer_error("invalid_request", "send the access token as a Bearer token", 401)
+        return _bearer_error(None, "send the access token as a Bearer token")
     issued = await run_in_threadpool(services.oauth.by_access_token, access_token)
     if issued is None or not issued.access_usable():
         return _bearer_error("invalid_token", "the access token is invalid, expired or revoked")
@@ -344,7 +461,7 @@ async def _logout_target_allowed(request: Request, client_id: str | None, target
 async def end_session_confirm(request: Request) -> Response:
     services = services_of(request)
     form = await form_with_csrf(request)
-    await services.sessions.end(session_cookie(request, services.settings))
+    await end_this_session(request, "oidc_end_session", form.get("client_id") or "")
     target = form.get("target") or ""
     # Checked when the page was made; checked again, since the form is the browser's to change.
     if target and await _logout_target_allowed(request, form.get("client_id"), target):

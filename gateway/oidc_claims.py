@@ -14,14 +14,17 @@ def claims_for(user: User, scope: str, custom: dict[str, str] | None = None) -> 
     claims: dict[str, Any] = dict(custom or {})
     claims["sub"] = user.id
     if "profile" in scopes:
-        given, _, family = user.display_name.partition(" ")
-        claims.update(
-            name=user.display_name,
-            display_name=user.display_name,
-            preferred_username=user.username,
-            given_name=given,
-            family_name=family,
-        )
+        given, _, family = user.display_name.strip().partition(" ")
+        profile = {
+            "name": user.display_name,
+            "display_name": user.display_name,
+            "preferred_username": user.username,
+            "given_name": given,
+            "family_name": family.strip(),
+        }
+        # OIDC Core 5.3.2: a claim without a value is left out, not sent empty. There is no
+        # `picture` because Passgate keeps no profile pictures.
+        claims.update({name: value for name, value in profile.items() if value})
     if "email" in scopes and user.email:
         # Addresses are entered by the user or an admin and never verified by mail, so say so:
         # apps that link accounts by email must not trust an unverified address.

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from authlib.oauth2 import AuthorizationServer
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
     InvalidGrantError,
@@ -32,6 +33,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core.grants import OpenIDCode
 from starlette.responses import JSONResponse, Response
 
+from gateway.audit import Actor, AuditLog
 from gateway.custom_claims import CustomClaims
 from gateway.oauth_tokens import AuthorizationCode, IssuedToken, OAuthStore
 from gateway.oidc_claims import claims_for
@@ -40,8 +42,24 @@ from gateway.signing_keys import SigningKeys
 from gateway.users import User, UserService
 
 log = logging.getLogger("passgate.oidc")
+# authlib's grants log each issued token (access and refresh) at DEBUG: whatever LOG_LEVEL
+# says, those lines must never reach Passgate's logs.
+logging.getLogger("authlib").setLevel(logging.INFO)
 
 SCOPES = ("openid", "profile", "email", "groups", "offline_access")
+# authlib leaves some errors without a description; apps and their admins deserve one.
+ERROR_DESCRIPTIONS = {
+    "invalid_request": "the request is missing a parameter or has a malformed one",
+    "invalid_client": "client authentication failed",
+    "invalid_grant": "the code or refresh token is invalid, expired, revoked or not yours",
+    "unauthorized_client": "this client may not use this grant",
+    "unsupported_grant_type": "only authorization_code and refresh_token are supported",
+    "unsupported_token_type": "only access_token and refresh_token can be given as hints",
+    "invalid_scope": "the requested scope is unknown",
+    "access_denied": "the user or Passgate denied the request",
+    "login_required": "the user must sign in",
+    "consent_required": "the user must consent",
+}
 CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post"]
 ALL_AUTH = [*CONFIDENTIAL_AUTH, "none"]
 
@@ -102,6 +120,10 @@ class _Payload(OAuth2Payload):  # type: ignore[misc]
     def data(self) -> dict[str, str]:
         return dict(self._pairs)
 
+    def repeated(self) -> list[str]:
+        """Names sent more than once (RFC 6749 3.1 and 3.2 allow each parameter only once)."""
+        return sorted(name for name, values in self.datalist.items() if len(values) > 1)
+
     @property
     def datalist(self) -> defaultdict[str, list[str]]:
         values: defaultdict[str, list[str]] = defaultdict(list)
@@ -120,8 +142,10 @@ class PassgateRequest(OAuth2Request):  # type: ignore[misc]
         headers: Mapping[str, str],
         query: list[tuple[str, str]],
         form: list[tuple[str, str]],
+        client_ip: str = "",
     ) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
+        self.client_ip = client_ip
         self._query = dict(query)
         self._form = dict(form)
         self.payload = _Payload([*query, *form])
@@ -144,6 +168,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         users: UserService,
         keys: SigningKeys,
         custom_claims: CustomClaims,
+        audit: AuditLog,
     ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         if issuer.startswith("http://"):
@@ -155,6 +180,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         self.users = users
         self.keys = keys
         self.custom_claims = custom_claims
+        self.audit = audit
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -197,6 +223,36 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             family_id=previous.family_id if previous else None,
             code_hash=code.code_hash if code else None,
         )
+        grant_type = request.payload.data.get("grant_type", "")
+        self.audit.record_or_log(
+            "token_refreshed" if grant_type == "refresh_token" else "token_issued",
+            actor=client_actor(client, request),
+            user_id=request.user.get_user_id(),
+            details={
+                "client_id": client.client_id,
+                "client_name": client.name,
+                "grant_type": grant_type,
+                "scope": scope,
+                "refresh_token": "refresh_token" in token,
+            },
+        )
+
+    def audit_revoked(
+        self, token: IssuedToken, cause: str, request: PassgateRequest | None = None
+    ) -> None:
+        """Record that a token (or its whole family) was revoked, and why."""
+        client = self.clients.find(token.client_id)
+        self.audit.record_or_log(
+            "token_revoked",
+            actor=client_actor(client, request) if client else Actor("system", id=token.client_id),
+            user_id=token.user_id,
+            details={
+                "client_id": token.client_id,
+                "client_name": client.name if client else "",
+                "scope": token.scope,
+                "cause": cause,
+            },
+        )
 
     def create_oauth2_request(self, request: PassgateRequest) -> PassgateRequest:
         return request
@@ -205,10 +261,23 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         return request
 
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        # authlib only sets Location on redirects to the app (codes and errors at /authorize):
+        # RFC 9207 says each one names the issuer, against mix-up attacks.
+        headers = [
+            (name, add_params_to_uri(value, [("iss", self.issuer)]))
+            if name.lower() == "location"
+            else (name, value)
+            for name, value in headers
+        ]
         headers = [*headers, ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
         if isinstance(body, dict):
             return JSONResponse(body, status, headers=dict(headers))
         return Response(body, status, headers=dict(headers))
+
+    def handle_error_response(self, request: PassgateRequest | None, error: OAuth2Error) -> Any:
+        if not error.description:
+            error.description = ERROR_DESCRIPTIONS.get(error.error)
+        return super().handle_error_response(request, error)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
@@ -220,6 +289,18 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
     def active_user(self, user_id: str) -> User | None:
         user = self.users.find_user(user_id)
         return user if user is not None and not user.disabled else None
+
+
+def client_actor(client: OidcClient, request: PassgateRequest | None) -> Actor:
+    """An app calling the token endpoints, as an audit actor (apps are not users or API keys;
+    they act through Passgate's OIDC server, hence kind "system")."""
+    return Actor(
+        "system",
+        id=client.client_id,
+        name=f"OIDC client {client.name}",
+        ip=request.client_ip if request is not None else "",
+        user_agent=request.headers.get("user-agent", "") if request is not None else "",
+    )
 
 
 class Pkce(CodeChallenge):  # type: ignore[misc]
@@ -258,7 +339,8 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             code,
             client_id=request.client.client_id,
             user_id=principal.user.id,
-            redirect_uri=data.get("redirect_uri", request.client.get_default_redirect_uri()),
+            # Empty when /authorize had none: then the token request may leave it out too.
+            redirect_uri=data.get("redirect_uri") or "",
             scope=request.payload.scope or "",
             nonce=data.get("nonce"),
             code_challenge=data.get("code_challenge"),
@@ -280,6 +362,12 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     def _replayed(self, code: AuthorizationCode) -> None:
         log.warning("authorization code replayed by client %s: revoking its tokens", code.client_id)
         self._passgate.store.revoke_tokens_from_code(code.code_hash)
+        self._passgate.audit.record_or_log(
+            "token_revoked",
+            actor=Actor("system", id=code.client_id, name="passgate"),
+            user_id=code.user_id,
+            details={"client_id": code.client_id, "cause": "authorization code replayed"},
+        )
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         return None  # marked used in authenticate_user, atomically
@@ -342,14 +430,17 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
                 "refresh token reused by client %s: revoking the whole family", token.client_id
             )
             store.revoke_family(token.family_id)
+            self._passgate.audit_revoked(token, "refresh token reused", self.request)
             return None
         if token.refresh_expires_at is None or token.refresh_expires_at <= time.time():
             return None
         return token
 
-    def authenticate_user(self, refresh_token: IssuedToken) -> Principal | None:
+    def authenticate_user(self, refresh_token: IssuedToken) -> Principal:
         user = self._passgate.active_user(refresh_token.user_id)
-        return Principal(user, refresh_token.auth_time) if user is not None else None
+        if user is None:
+            raise InvalidGrantError("the user is disabled or gone")
+        return Principal(user, refresh_token.auth_time)
 
     def revoke_old_credential(self, refresh_token: IssuedToken) -> None:
         store = self._passgate.store
@@ -358,52 +449,88 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         store.revoke(refresh_token.id)
 
 
-def _find_token(server: OidcServer, token: str, hint: str | None) -> IssuedToken | None:
+@dataclass(frozen=True, slots=True)
+class PresentedToken:
+    """A token handed to introspection or revocation, and which half of the pair it was:
+    a refresh token lives (and is revoked) by its own rules, not its access token's."""
+
+    token: IssuedToken
+    refresh: bool
+
+    @property
+    def expires_at(self) -> float:
+        if self.refresh:
+            return self.token.refresh_expires_at or 0.0
+        return self.token.access_expires_at
+
+    def check_client(self, client: object) -> bool:
+        return self.token.check_client(client)
+
+    def is_expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+    def is_revoked(self) -> bool:
+        used = self.refresh and self.token.refresh_used_at is not None
+        return self.token.is_revoked() or used
+
+
+def _find_token(server: OidcServer, token: str, hint: str | None) -> PresentedToken | None:
     store = server.store
+    lookups = [(store.by_access_token, False), (store.by_refresh_token, True)]
     if hint == "refresh_token":
-        return store.by_refresh_token(token) or store.by_access_token(token)
-    return store.by_access_token(token) or store.by_refresh_token(token)
+        lookups.reverse()
+    for lookup, refresh in lookups:
+        found = lookup(token)
+        if found is not None:
+            return PresentedToken(found, refresh)
+    return None
 
 
 class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         return _find_token(self.server, token_string, token_type_hint)
 
-    def introspect_token(self, token: IssuedToken) -> dict[str, Any]:
+    def introspect_token(self, presented: PresentedToken) -> dict[str, Any]:
         server: OidcServer = self.server
+        token = presented.token
         user = server.active_user(token.user_id)
         if user is None:
             return {"active": False}
-        return {
+        answer: dict[str, Any] = {
             "active": True,
             "client_id": token.client_id,
             "scope": token.scope,
             "sub": token.user_id,
             "username": user.username,
-            "token_type": "Bearer",
-            "exp": int(token.access_expires_at),
+            "exp": int(presented.expires_at),
             "iat": int(token.issued_at),
             "iss": server.issuer,
             "aud": token.client_id,
         }
+        if not presented.refresh:
+            answer["token_type"] = "Bearer"  # noqa: S105 - RFC 7662: the access token type
+        return answer
 
-    def check_permission(self, token: IssuedToken, client: ClientAdapter, request: Any) -> bool:
-        return token.client_id == client.client_id
+    def check_permission(self, token: PresentedToken, client: ClientAdapter, request: Any) -> bool:
+        # Anything else answers {"active": false}, as for a token that does not exist.
+        return token.check_client(client)
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = ALL_AUTH
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         return _find_token(self.server, token_string, token_type_hint)
 
-    def revoke_token(self, token: IssuedToken, request: PassgateRequest) -> None:
+    def revoke_token(self, presented: PresentedToken, request: PassgateRequest) -> None:
         server: OidcServer = self.server
-        if request.payload.data.get("token_type_hint") == "refresh_token" or (
-            server.store.by_refresh_token(request.payload.data.get("token", "")) is not None
-        ):
-            server.store.revoke_family(token.family_id)
+        if presented.refresh:
+            server.store.revoke_family(presented.token.family_id)  # RFC 7009 2.1: and its grant
+            server.audit_revoked(
+                presented.token, "revoked by the app (refresh token and its family)", request
+            )
         else:
-            server.store.revoke(token.id)
+            server.store.revoke(presented.token.id)
+            server.audit_revoked(presented.token, "revoked by the app (access token)", request)

@@ -10,13 +10,16 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway import rate_limit
-from gateway.cookies import clear_session_cookie, session_cookie
+from gateway.cookies import clear_session_cookie
 from gateway.errors import LoginCodeRejected
+from gateway.rate_limit import RateLimited
 from gateway.web import (
     RETURN_COOKIE,
     client_address,
+    end_this_session,
     form_with_csrf,
     page,
+    record_event,
     return_target,
     services_of,
     signed_in,
@@ -70,15 +73,31 @@ async def login_link(request: Request) -> Response:
 async def login_with_code(request: Request) -> Response:
     services = services_of(request)
     form = await form_with_csrf(request)
-    await services.rate_limits.check(rate_limit.LOGIN_CODE, client_address(request))
+    # The /lc/<code> confirmation page says so; a code typed by hand is a login code.
+    method = "one_time_link" if form.get("via") == "link" else "login_code"
+    try:
+        await services.rate_limits.check(rate_limit.LOGIN_CODE, client_address(request))
+    except RateLimited:
+        await record_event(
+            request, "sign_in", success=False, reason="rate limited", details={"method": method}
+        )
+        raise
     rd = form.get("rd") or None
     try:
         user = await run_in_threadpool(services.login_codes.redeem, form.get("code", "")[:64])
     except LoginCodeRejected as exc:
         log.info("login code rejected from %s", client_address(request))
+        await record_event(
+            request,
+            "sign_in",
+            user_id=exc.user_id,
+            success=False,
+            reason=exc.reason,
+            details={"method": method},
+        )
         safe_rd = return_target(request, rd) if rd else ""
         return page(request, "login_code_form.html", 400, rd=safe_rd, error=str(exc))
-    return await signed_in_response(request, user.id, return_target(request, rd), "login code")
+    return await signed_in_response(request, user.id, return_target(request, rd), method)
 
 
 async def logout_page(request: Request) -> Response:
@@ -88,7 +107,7 @@ async def logout_page(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     services = services_of(request)
     form = await form_with_csrf(request)
-    await services.sessions.end(session_cookie(request, services.settings))
+    await end_this_session(request, "logout")
     rd = form.get("rd") or None
     target = return_target(request, rd) if rd else services.settings.app_url + "/login"
     response = RedirectResponse(target, status_code=303)

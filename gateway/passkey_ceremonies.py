@@ -38,7 +38,7 @@ from webauthn.helpers.structs import (
 
 from gateway.ephemeral import Ephemeral
 from gateway.errors import PassgateError
-from gateway.passkeys import NewPasskey, PasskeyService
+from gateway.passkeys import NewPasskey, Passkey, PasskeyService
 from gateway.settings import Settings
 from gateway.users import UserService
 
@@ -61,12 +61,32 @@ MESSAGES = {
 }
 
 
-class PasskeyRejected(PassgateError):
-    """A ceremony failed; `reason` is a stable code, the message is for people."""
+# The same failures as the audit log states them, for operators rather than users.
+AUDIT_REASONS = {
+    "expired": "expired or replayed ceremony",
+    "unknown": "unknown passkey",
+    "origin": "wrong origin or RP ID",
+    "disabled": "disabled account",
+    "cloned": "sign-count regression",
+    "invalid": "invalid passkey answer",
+    "not_verified": "user not verified",
+    "duplicate": "passkey already registered",
+}
 
-    def __init__(self, reason: str) -> None:
+
+class PasskeyRejected(PassgateError):
+    """A ceremony failed; `reason` is a stable code, the message is for people. What is known
+    about the attempt rides along for the audit log: the ceremony's flow, the user and the
+    passkey's id (never its key or the answer)."""
+
+    def __init__(
+        self, reason: str, *, flow: str = "", user_id: str | None = None, credential_id: str = ""
+    ) -> None:
         super().__init__(MESSAGES[reason])
         self.reason = reason
+        self.flow = flow
+        self.user_id = user_id
+        self.credential_id = credential_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +173,9 @@ class Ceremonies:
             )
         except WebAuthnException as exc:
             log.warning("passkey registration refused for %s: %s", pending.username, exc)
-            raise PasskeyRejected(_reason(exc)) from None
+            raise PasskeyRejected(
+                _reason(exc), flow=pending.flow, user_id=pending.user_id
+            ) from None
         transports = tuple(t.value for t in parsed.response.transports or ())
         passkey = NewPasskey(
             credential_id=bytes_to_base64url(verified.credential_id),
@@ -180,8 +202,15 @@ class Ceremonies:
         await self._store.put("auth:" + ceremony, json.dumps(state), CHALLENGE_TTL)
         return ceremony, options_to_json(options)
 
-    async def finish_authentication(self, ceremony: str | None, credential: dict[str, Any]) -> str:
-        """Verify a sign-in; return the user id. Raises PasskeyRejected with the reason."""
+    async def cancel_authentication(self, ceremony: str | None) -> bool:
+        """End a sign-in the browser gave up on; False if there was no such ceremony."""
+        return ceremony is not None and await self._store.take("auth:" + ceremony) is not None
+
+    async def finish_authentication(
+        self, ceremony: str | None, credential: dict[str, Any]
+    ) -> Passkey:
+        """Verify a sign-in; return the passkey used (its `user_id` is who signed in).
+        Raises PasskeyRejected with the reason."""
         raw = await self._store.take("auth:" + ceremony) if ceremony else None
         if raw is None:
             raise PasskeyRejected("expired")
@@ -194,7 +223,7 @@ class Ceremonies:
         passkey = await run_in_threadpool(self._passkeys.find, credential_id)
         if passkey is None:
             log.info("sign-in with an unknown passkey %s…", credential_id[:12])
-            raise PasskeyRejected("unknown")
+            raise PasskeyRejected("unknown", credential_id=credential_id)
         handle = parsed.response.user_handle
         if handle is not None:
             owner = await run_in_threadpool(
@@ -202,7 +231,9 @@ class Ceremonies:
             )
             if owner != passkey.user_id:
                 log.warning("passkey %s… answered with another user's handle", credential_id[:12])
-                raise PasskeyRejected("invalid")
+                raise PasskeyRejected(
+                    "invalid", user_id=passkey.user_id, credential_id=credential_id
+                )
         try:
             verified = verify_authentication_response(
                 credential=parsed,
@@ -219,14 +250,16 @@ class Ceremonies:
             log.log(
                 level, "passkey sign-in refused (%s) for user %s: %s", reason, passkey.user_id, exc
             )
-            raise PasskeyRejected(reason) from None
+            raise PasskeyRejected(
+                reason, user_id=passkey.user_id, credential_id=credential_id
+            ) from None
         user = await run_in_threadpool(self._users.find_user, passkey.user_id)
         if user is None or user.disabled:
-            raise PasskeyRejected("disabled")
+            raise PasskeyRejected("disabled", user_id=passkey.user_id, credential_id=credential_id)
         await run_in_threadpool(
             self._passkeys.record_use,
             credential_id,
             verified.new_sign_count,
             verified.credential_backed_up,
         )
-        return passkey.user_id
+        return passkey

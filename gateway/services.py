@@ -14,8 +14,11 @@ from gateway.custom_claims import CustomClaims
 from gateway.db import Database
 from gateway.enrolment import Enrolment
 from gateway.ephemeral import Ephemeral, RedisEphemeral, SqlEphemeral
+from gateway.geoip import GeoIP
+from gateway.known_devices import KnownDevices
 from gateway.login_codes import LoginCodes
 from gateway.migrations import migrate
+from gateway.notifications import Notifications
 from gateway.oauth_tokens import OAuthStore
 from gateway.oidc_clients import ClientService, load_declared_clients
 from gateway.oidc_server import OidcServer
@@ -54,6 +57,9 @@ class Services:
     custom_claims: CustomClaims
     oidc: OidcServer
     audit: AuditLog
+    geo: GeoIP | None
+    known_devices: KnownDevices
+    notifications: Notifications
     backups: Backups
 
     async def disable_user(self, username: str, disabled: bool = True) -> User:
@@ -74,6 +80,8 @@ class Services:
     async def close(self) -> None:
         await self.sessions.store.close()
         self.db.close()
+        if self.geo is not None:
+            self.geo.close()
 
 
 def open_database(settings: Settings) -> Database:
@@ -88,10 +96,13 @@ def open_database(settings: Settings) -> Database:
 
 
 def build_services(settings: Settings) -> Services:
-    """Open storage and build every service. Raises SettingsInvalid/StorageError/RulesError/
-    ClientsConfigError."""
+    """Open storage and build every service. Raises SettingsInvalid (also for an unreadable
+    MAXMIND_DB_PATH)/StorageError/RulesError/ClientsConfigError."""
     rules = RulesStore(settings.config_file)
+    # Checked first: a GeoIP file named but unreadable is a start-up error, before any storage.
+    geo = GeoIP.open(settings.maxmind_db_path) if settings.maxmind_db_path else None
     db = open_database(settings)
+    audit = AuditLog(db, geo)
     clients = ClientService(db)
     if settings.config_file is not None:
         clients.sync_declared(load_declared_clients(settings.config_file))
@@ -109,7 +120,6 @@ def build_services(settings: Settings) -> Services:
     else:
         store, ephemeral = SqlSessionStore(db), SqlEphemeral(db)
     passkeys = PasskeyService(db)
-    audit = AuditLog(db)
     signups = SignupTokens(db)
     sessions = Sessions(
         store,
@@ -138,7 +148,10 @@ def build_services(settings: Settings) -> Services:
         keys=keys,
         oauth=oauth,
         custom_claims=custom_claims,
-        oidc=OidcServer(settings.app_url, clients, oauth, users, keys, custom_claims),
+        oidc=OidcServer(settings.app_url, clients, oauth, users, keys, custom_claims, audit),
         audit=audit,
         backups=Backups(db, box, audit),
+        geo=geo,
+        known_devices=KnownDevices(db),
+        notifications=Notifications(settings),
     )

@@ -105,6 +105,25 @@ class Settings(BaseSettings):
     config_file: Path | None = Field(
         None, description="YAML file with access rules (see config/rules.example.yaml)."
     )
+    maxmind_db_path: Path | None = Field(
+        None,
+        description="Local MaxMind GeoLite2 City .mmdb file; audit events then carry country "
+        "and city. Never downloaded by Passgate.",
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server for email notifications; without it no mail is sent."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_user: str | None = Field(None, description="SMTP user name (optional).")
+    smtp_password: str | None = Field(
+        None, description="SMTP password (secret; never logged).", repr=False
+    )
+    smtp_from: str | None = Field(
+        None, description="Sender address of notification mail, e.g. Passgate <auth@example.com>."
+    )
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="SMTP transport security: none, starttls or tls (implicit)."
+    )
     log_json: bool = Field(False, description="Log one JSON object per line.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
@@ -114,6 +133,13 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_minutes(cls, value: object) -> object:
         return _minutes(value)
+
+    @field_validator(
+        "maxmind_db_path", "smtp_host", "smtp_user", "smtp_password", "smtp_from", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("app_url")
     @classmethod
@@ -162,6 +188,10 @@ class Settings(BaseSettings):
                 )
         if self.db_provider == "postgres" and not self.db_connection_string:
             raise ValueError("DB_PROVIDER=postgres needs DB_CONNECTION_STRING")
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("SMTP_HOST needs SMTP_FROM (the sender address)")
+        if bool(self.smtp_user) != bool(self.smtp_password):
+            raise ValueError("SMTP_USER and SMTP_PASSWORD go together")
         return self
 
     @cached_property

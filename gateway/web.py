@@ -1,17 +1,27 @@
-"""Helpers every page and JSON endpoint shares: services, client address, rendering, sign-in."""
+"""Helpers every page and JSON endpoint shares: services, client address, rendering, sign-in,
+and the audit events a request records."""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from gateway.aaguids import model_name
+from gateway.audit import Actor, DetailValue
 from gateway.cookies import session_cookie, set_session_cookie
 from gateway.csrf import remember, token_for, verify
+from gateway.errors import StorageError
 from gateway.forwarded import client_ip, parse_ip
 from gateway.identity import Identity
+from gateway.known_devices import DEVICE_COOKIE, DEVICE_COOKIE_AGE, Sighting, new_device_token
+from gateway.passkeys import NewPasskey, Passkey
 from gateway.services import Services
 from gateway.sessions import SessionRecord
 from gateway.templating import render
@@ -19,6 +29,7 @@ from gateway.templating import render
 log = logging.getLogger("passgate.web")
 
 RETURN_COOKIE = "passgate_return"
+_DEVICE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def services_of(request: Request) -> Services:
@@ -72,19 +83,129 @@ async def signed_in(request: Request) -> tuple[SessionRecord, Identity] | None:
     return await services.current_user.identify(session_cookie(request, services.settings))
 
 
+def actor_of(request: Request, user_id: str = "", name: str = "") -> Actor:
+    """The person behind this request as an audit actor (anonymous until they are known)."""
+    return Actor(
+        "user",
+        id=user_id,
+        name=name,
+        ip=client_address(request),
+        user_agent=request.headers.get("user-agent", "")[:512],
+    )
+
+
+def passkey_details(passkey: Passkey | NewPasskey) -> dict[str, DetailValue]:
+    """What the audit log says about a passkey: an id prefix, its name and model, no key."""
+    return {
+        "passkey": passkey.credential_id[:12],
+        "passkey_name": passkey.name,
+        "passkey_model": model_name(passkey.aaguid),
+    }
+
+
+async def record_event(
+    request: Request,
+    event: str,
+    *,
+    actor: Actor | None = None,
+    user_id: str | None = None,
+    success: bool = True,
+    reason: str = "",
+    details: Mapping[str, DetailValue] | None = None,
+) -> None:
+    """Record an audit event for this request (the actor defaults to the anonymous visitor).
+    A failed write is logged, not raised: see `AuditLog.record_or_log`."""
+    await run_in_threadpool(
+        services_of(request).audit.record_or_log,
+        event,
+        actor=actor or actor_of(request),
+        user_id=user_id,
+        success=success,
+        reason=reason,
+        details=details,
+    )
+
+
+async def end_this_session(request: Request, via: str, client_id: str = "") -> None:
+    """Sign out: end the browser's session and record who signed out and how."""
+    services = services_of(request)
+    found = await signed_in(request)
+    await services.sessions.end(session_cookie(request, services.settings))
+    if found is None:
+        return  # nobody was signed in: nothing happened worth recording
+    identity = found[1]
+    details: dict[str, DetailValue] = {"via": via}
+    if client_id:
+        details["client_id"] = client_id[:200]
+    await record_event(
+        request,
+        "sign_out",
+        actor=actor_of(request, identity.user_id, identity.username),
+        user_id=identity.user_id,
+        details=details,
+    )
+
+
 async def signed_in_response(
-    request: Request, user_id: str, target: str, method: str, json_body: bool = False
+    request: Request,
+    user_id: str,
+    target: str,
+    method: str,
+    json_body: bool = False,
+    passkey: Passkey | NewPasskey | None = None,
 ) -> Response:
-    """Start a fresh session (ending any old one: no session fixation) and send the browser on."""
+    """Start a fresh session (ending any old one: no session fixation), record the sign-in,
+    remember the device (a new one gets a notice by email) and send the browser on."""
     services = services_of(request)
     await services.sessions.end(session_cookie(request, services.settings))
-    cookie, _ = await services.sessions.start(
-        user_id, client_address(request), request.headers.get("user-agent", "")
-    )
-    log.info("user %s signed in (%s) from %s", user_id, method, client_address(request))
+    ip, user_agent = client_address(request), request.headers.get("user-agent", "")
+    cookie, _ = await services.sessions.start(user_id, ip, user_agent)
+    log.info("user %s signed in (%s) from %s", user_id, method, ip)
     response: Response = (
         JSONResponse({"redirect": target}) if json_body else RedirectResponse(target, 303)
     )
     set_session_cookie(response, services.settings, cookie)
     response.delete_cookie(RETURN_COOKIE, path="/")
+    user = await run_in_threadpool(services.users.find_user, user_id)
+    username = user.username if user is not None else ""
+    device = request.cookies.get(DEVICE_COOKIE, "")
+    if not _DEVICE_TOKEN.match(device):
+        device = new_device_token()
+    sighting = await _sight_device(request, user_id, device)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        device,
+        max_age=DEVICE_COOKIE_AGE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=services.settings.secure_cookies,
+    )
+    details: dict[str, DetailValue] = {"method": method}
+    if passkey is not None:
+        details.update(passkey_details(passkey))
+    if sighting is not None:
+        details["new_device"] = sighting is Sighting.NEW
+    await record_event(
+        request,
+        "sign_in",
+        actor=actor_of(request, user_id, username),
+        user_id=user_id,
+        details=details,
+    )
+    if sighting is Sighting.NEW and user is not None and services.notifications.enabled:
+        place = services.geo.lookup(ip) if services.geo is not None else None
+        where = ", ".join(p for p in (place.city, place.country) if p) if place else ""
+        # Sent after the response: a slow or broken mail server never delays the sign-in.
+        response.background = BackgroundTask(
+            services.notifications.notify_new_device, user, ip, user_agent, method, where
+        )
     return response
+
+
+async def _sight_device(request: Request, user_id: str, device: str) -> Sighting | None:
+    try:
+        return await run_in_threadpool(services_of(request).known_devices.sighted, user_id, device)
+    except StorageError as exc:
+        log.error("known device for user %s not recorded: %s", user_id, exc)
+        return None

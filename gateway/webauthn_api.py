@@ -18,15 +18,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import rate_limit
+from gateway.audit import DetailValue
 from gateway.cookies import session_cookie
 from gateway.csrf import CsrfRejected, verify
 from gateway.enrolment import SetupClosed
 from gateway.errors import Conflict, InvalidInput, NotFound
-from gateway.passkey_ceremonies import PasskeyRejected, PendingRegistration
+from gateway.passkey_ceremonies import AUDIT_REASONS, PasskeyRejected, PendingRegistration
 from gateway.rate_limit import RateLimited
 from gateway.signups import SignupRejected
 from gateway.users import validate_email, validate_username
-from gateway.web import client_address, return_target, services_of, signed_in_response
+from gateway.web import (
+    actor_of,
+    client_address,
+    passkey_details,
+    record_event,
+    return_target,
+    services_of,
+    signed_in_response,
+)
 
 log = logging.getLogger("passgate.webauthn")
 
@@ -120,15 +129,64 @@ async def login_begin(request: Request) -> Response:
 async def login_finish(request: Request) -> Response:
     services = services_of(request)
     body: LoginFinish = await _body(request, LoginFinish)
-    await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
-    user_id = await services.ceremonies.finish_authentication(
-        request.cookies.get(LOGIN_COOKIE), body.credential
-    )
-    await services.rate_limits.check(rate_limit.ACCOUNT, user_id)
+    user_id: str | None = None
+    try:
+        await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
+        passkey = await services.ceremonies.finish_authentication(
+            request.cookies.get(LOGIN_COOKIE), body.credential
+        )
+        user_id = passkey.user_id
+        await services.rate_limits.check(rate_limit.ACCOUNT, user_id)
+    except (PasskeyRejected, RateLimited) as exc:
+        await _sign_in_refused(request, "passkey", exc, user_id)
+        raise
     target = return_target(request, body.rd)
-    response = await signed_in_response(request, user_id, target, "passkey", json_body=True)
+    response = await signed_in_response(
+        request, user_id, target, "passkey", json_body=True, passkey=passkey
+    )
     response.delete_cookie(LOGIN_COOKIE, path="/api/webauthn")
     return response
+
+
+async def login_cancel(request: Request) -> Response:
+    """The browser's passkey prompt was cancelled or timed out: end the ceremony, and record
+    the attempt (only for a ceremony that really began, so this cannot flood the audit log)."""
+    services = services_of(request)
+    verify(request, services.settings, request.headers.get("x-csrf-token"))
+    await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
+    if await services.ceremonies.cancel_authentication(request.cookies.get(LOGIN_COOKIE)):
+        await record_event(
+            request,
+            "sign_in",
+            success=False,
+            reason="cancelled",
+            details={"method": "passkey"},
+        )
+    response = Response(status_code=204)
+    response.delete_cookie(LOGIN_COOKIE, path="/api/webauthn")
+    return response
+
+
+async def _sign_in_refused(
+    request: Request, method: str, exc: Exception, user_id: str | None = None
+) -> None:
+    """Record a refused passkey sign-in or signup; the caller re-raises the refusal."""
+    details: dict[str, DetailValue] = {"method": method}
+    if isinstance(exc, PasskeyRejected):
+        reason = AUDIT_REASONS[exc.reason]
+        user_id = exc.user_id or user_id
+        if exc.credential_id:
+            known = await run_in_threadpool(services_of(request).passkeys.find, exc.credential_id)
+            details.update(passkey_details(known) if known else {"passkey": exc.credential_id[:12]})
+    elif isinstance(exc, RateLimited):
+        reason = "rate limited"
+    elif isinstance(exc, Conflict | InvalidInput):
+        reason = f"invalid account details: {exc}"
+    else:
+        reason = str(exc)  # signup link or setup refused; the messages name no secret
+    await record_event(
+        request, "sign_in", user_id=user_id, success=False, reason=reason, details=details
+    )
 
 
 async def register_begin(request: Request) -> Response:
@@ -136,7 +194,11 @@ async def register_begin(request: Request) -> Response:
     body: RegisterBegin = await _body(request, RegisterBegin)
     ip = client_address(request)
     await services.rate_limits.check(rate_limit.WEBAUTHN, ip)
-    pending = await _pending_registration(request, body)
+    try:
+        pending = await _pending_registration(request, body)
+    except (SignupRejected, SetupClosed) as exc:
+        await _sign_in_refused(request, body.flow, exc)
+        raise
     ceremony, options = await services.ceremonies.begin_registration(pending)
     response = Response(options, media_type="application/json")
     return _with_cookie(response, request, REGISTER_COOKIE, ceremony)
@@ -197,29 +259,70 @@ async def _username_taken(request: Request, username: str) -> bool:
 async def register_finish(request: Request) -> Response:
     services = services_of(request)
     body: RegisterFinish = await _body(request, RegisterFinish)
-    await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
-    pending, passkey = await services.ceremonies.finish_registration(
-        request.cookies.get(REGISTER_COOKIE), body.credential, body.name
-    )
-    if pending.flow == "add":
-        # The session must still be the one that began the ceremony.
-        found = await services.current_user.identify(session_cookie(request, services.settings))
-        if found is None or found[1].user_id != pending.user_id:
-            raise PasskeyRejected("expired")
-    user_id = await run_in_threadpool(services.enrolment.complete, pending, passkey)
+    pending: PendingRegistration | None = None
+    try:
+        await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
+        pending, passkey = await services.ceremonies.finish_registration(
+            request.cookies.get(REGISTER_COOKIE), body.credential, body.name
+        )
+        if pending.flow == "add":
+            # The session must still be the one that began the ceremony.
+            found = await services.current_user.identify(session_cookie(request, services.settings))
+            if found is None or found[1].user_id != pending.user_id:
+                raise PasskeyRejected("expired", flow="add", user_id=pending.user_id)
+        user_id = await run_in_threadpool(services.enrolment.complete, pending, passkey)
+    except (PasskeyRejected, RateLimited, SignupRejected, SetupClosed, Conflict) as exc:
+        await _registration_refused(request, pending, exc)
+        raise
     log.info("passkey added for %s (%s)", pending.username, pending.flow)
+    actor = actor_of(request, user_id, pending.username)
+    added = passkey_details(passkey)
     if pending.flow == "add":
+        await record_event(request, "passkey_added", actor=actor, user_id=user_id, details=added)
         response: Response = JSONResponse({"redirect": services.settings.app_url + "/account"})
     else:
+        await record_event(
+            request,
+            "signup_completed",
+            actor=actor,
+            user_id=user_id,
+            details={"flow": pending.flow, "username": pending.username, **added},
+        )
         target = return_target(request, body.rd)
-        response = await signed_in_response(request, user_id, target, pending.flow, json_body=True)
+        response = await signed_in_response(
+            request, user_id, target, pending.flow, json_body=True, passkey=passkey
+        )
     response.delete_cookie(REGISTER_COOKIE, path="/api/webauthn")
     return response
+
+
+async def _registration_refused(
+    request: Request, pending: PendingRegistration | None, exc: Exception
+) -> None:
+    """A refused new passkey is a failed `passkey_added` for the account page's flow and a
+    failed sign-in (method setup/signup) otherwise; an expired ceremony's flow is unknown."""
+    flow = pending.flow if pending else exc.flow if isinstance(exc, PasskeyRejected) else ""
+    if flow != "add":
+        await _sign_in_refused(request, flow or "registration", exc)
+        return
+    user_id = (
+        pending.user_id if pending else exc.user_id if isinstance(exc, PasskeyRejected) else None
+    )
+    reason = AUDIT_REASONS[exc.reason] if isinstance(exc, PasskeyRejected) else str(exc)
+    await record_event(
+        request,
+        "passkey_added",
+        actor=actor_of(request, user_id or ""),
+        user_id=user_id,
+        success=False,
+        reason=reason,
+    )
 
 
 routes = [
     Route("/api/webauthn/login/begin", _guarded(login_begin), methods=["POST"]),
     Route("/api/webauthn/login/finish", _guarded(login_finish), methods=["POST"]),
+    Route("/api/webauthn/login/cancel", _guarded(login_cancel), methods=["POST"]),
     Route("/api/webauthn/register/begin", _guarded(register_begin), methods=["POST"]),
     Route("/api/webauthn/register/finish", _guarded(register_finish), methods=["POST"]),
 ]

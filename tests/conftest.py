@@ -185,11 +185,14 @@ def services(
 
 
 class PassgateProcess:
-    """`passgate serve` in a subprocess, with helpers to run its CLI against the same settings."""
+    """`passgate serve` in a subprocess, with helpers to run its CLI against the same settings.
 
-    def __init__(self, env: dict[str, str], port: int) -> None:
+    `command` is how to run `passgate`: the source tree's by default, or an installed one."""
+
+    def __init__(self, env: dict[str, str], port: int, command: list[str] | None = None) -> None:
         self.env = env
         self.port = port
+        self.command = command or [sys.executable, "-m", "gateway"]
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = Path(env["DATA_DIR"]) / "passgate.log"
 
@@ -201,7 +204,7 @@ class PassgateProcess:
         Path(self.env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"],
+            [*self.command, "serve"],
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -215,7 +218,7 @@ class PassgateProcess:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "gateway", *args],
+            [*self.command, *args],
             env=self.env,
             capture_output=True,
             text=True,

@@ -181,7 +181,7 @@ def contents(s: Services, table: str) -> list[list[tuple[str, Any]]]:
         for row in rows
     ]
     if table == "audit_log":
-        typed = [row for row in typed if not str(row[2][1]).startswith("backup.")]
+        typed = [row for row in typed if not str(row[2][1]).startswith("backup_")]
     return sorted(typed, key=repr)
 
 
@@ -453,7 +453,7 @@ def test_export_and_import_are_in_the_audit_log(
     source, target = instance("sqlite", SOURCE_KEY), instance("sqlite", TARGET_KEY)
     populate(source)
     move(source, target, tmp_path)
-    for s, event in ((source, "backup.exported"), (target, "backup.imported")):
+    for s, event in ((source, "backup_exported"), (target, "backup_imported")):
         rows = s.db.fetchall("SELECT actor_kind FROM audit_log WHERE event = ?", (event,))
         assert rows == [("cli",)]
 

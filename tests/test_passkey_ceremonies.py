@@ -56,7 +56,10 @@ async def _enrol(
 
 async def _sign_in(live: Services, auth: SoftAuthenticator, **get: Any) -> str:
     ceremony, options = await live.ceremonies.begin_authentication()
-    return await live.ceremonies.finish_authentication(ceremony, auth.get(options, ORIGIN, **get))
+    passkey = await live.ceremonies.finish_authentication(
+        ceremony, auth.get(options, ORIGIN, **get)
+    )
+    return passkey.user_id
 
 
 async def _refused_sign_in(live: Services, auth: SoftAuthenticator, **get: Any) -> str:

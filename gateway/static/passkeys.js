@@ -103,11 +103,18 @@
 
   async function signIn(rd, mediation, signal) {
     const options = await post("/api/webauthn/login/begin");
-    const credential = await navigator.credentials.get({
-      publicKey: requestOptions(options),
-      mediation,
-      signal,
-    });
+    let credential;
+    try {
+      credential = await navigator.credentials.get({
+        publicKey: requestOptions(options),
+        mediation,
+        signal,
+      });
+    } catch (error) {
+      // Cancelled or timed out: end the ceremony so the audit log shows the attempt.
+      if (error.name === "NotAllowedError") post("/api/webauthn/login/cancel").catch(() => {});
+      throw error;
+    }
     const result = await post("/api/webauthn/login/finish", { credential: credentialJSON(credential), rd });
     window.location.assign(result.redirect);
   }

@@ -1,0 +1,86 @@
+// A second, independent relying party for Passgate's tests: npm's openid-client (a certified
+// OpenID Connect RP library). Two steps, settings in environment variables, JSON on stdout:
+//   node rp.mjs start   -> { url, verifier, state, nonce }  (the browser follows `url`)
+//   node rp.mjs finish  -> what the library made of the callback (CALLBACK, VERIFIER, ...)
+// The browser reaches Passgate by its public name (ISSUER); this process reaches the same
+// server at LOCAL_URL, so every request the library makes is rewritten to it.
+import * as oidc from 'openid-client'
+
+const env = process.env
+const SCOPE = 'openid profile email groups offline_access'
+const MAX_AGE = 600
+
+const fetchLocally = (url, options) => fetch(String(url).replace(env.ISSUER, env.LOCAL_URL), options)
+
+async function configure () {
+  const options = { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: fetchLocally }
+  const config = await oidc.discovery(
+    new URL(env.ISSUER), env.CLIENT_ID, undefined, oidc.ClientSecretPost(env.CLIENT_SECRET), options
+  )
+  config[oidc.customFetch] = fetchLocally
+  // Check ID token signatures against the published JWKS, not only the claims.
+  oidc.enableNonRepudiationChecks(config)
+  return config
+}
+
+async function start (config) {
+  const verifier = oidc.randomPKCECodeVerifier()
+  const state = oidc.randomState()
+  const nonce = oidc.randomNonce()
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: env.REDIRECT_URI,
+    scope: SCOPE,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    max_age: String(MAX_AGE)
+  })
+  return { url: url.href, verifier, state, nonce }
+}
+
+async function errorOf (promise) {
+  try {
+    await promise
+    return 'accepted'
+  } catch (error) {
+    return error.error ?? error.code ?? String(error)
+  }
+}
+
+async function finish (config) {
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(env.CALLBACK), {
+    pkceCodeVerifier: env.VERIFIER,
+    expectedState: env.STATE,
+    expectedNonce: env.NONCE,
+    maxAge: MAX_AGE,
+    idTokenExpected: true
+  })
+  const claims = tokens.claims()
+  const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub)
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token)
+  const introspection = await oidc.tokenIntrospection(config, refreshed.access_token)
+  await oidc.tokenRevocation(config, refreshed.access_token)
+  const afterRevocation = await oidc.tokenIntrospection(config, refreshed.access_token)
+  const reusedRefresh = await errorOf(oidc.refreshTokenGrant(config, tokens.refresh_token))
+  const replayedCode = await errorOf(oidc.authorizationCodeGrant(config, new URL(env.CALLBACK), {
+    pkceCodeVerifier: env.VERIFIER, expectedState: env.STATE, expectedNonce: env.NONCE
+  }))
+  const logout = oidc.buildEndSessionUrl(config, {
+    id_token_hint: tokens.id_token, post_logout_redirect_uri: env.LOGOUT_URI, state: 'bye'
+  })
+  return {
+    claims,
+    userinfo,
+    rotated: refreshed.refresh_token !== tokens.refresh_token,
+    introspection,
+    afterRevocation,
+    reusedRefresh,
+    replayedCode,
+    logout: logout.href
+  }
+}
+
+const config = await configure()
+const step = process.argv[2] === 'start' ? start : finish
+process.stdout.write(JSON.stringify(await step(config)))
