@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway import __version__
+from gateway import __version__, metrics
 from gateway.errors import PassgateError
 from gateway.logs import configure
 from gateway.oidc_clients import OidcClient
@@ -98,13 +98,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "server_header": False,
     }
     if workers == 1:
+        if os.environ.get(metrics.MULTIPROC_ENV):
+            metrics.prepare_worker_dir(keep_own=True)
         app = create_app(services)
         settle_garbage_collector()
         uvicorn.run(app, **common)
     else:
         asyncio.run(services.close())
         os.environ.update({"HOST": host, "PORT": str(port)})
-        uvicorn.run("gateway.asgi:create", factory=True, workers=workers, **common)
+        # Before any worker starts (and imports prometheus_client): they count into this folder.
+        folder = metrics.prepare_worker_dir()
+        try:
+            uvicorn.run("gateway.asgi:create", factory=True, workers=workers, **common)
+        finally:
+            metrics.remove_worker_dir(folder)
     return 0
 
 

@@ -32,6 +32,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core.grants import OpenIDCode
 from starlette.responses import JSONResponse, Response
 
+from gateway import metrics
 from gateway.custom_claims import CustomClaims
 from gateway.oauth_tokens import AuthorizationCode, IssuedToken, OAuthStore
 from gateway.oidc_claims import claims_for
@@ -197,6 +198,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             family_id=previous.family_id if previous else None,
             code_hash=code.code_hash if code else None,
         )
+        metrics.token_issued(client.client_id, "authorization_code" if code else "refresh_token")
 
     def create_oauth2_request(self, request: PassgateRequest) -> PassgateRequest:
         return request

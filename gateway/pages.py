@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway import rate_limit
+from gateway import metrics, rate_limit
 from gateway.cookies import clear_session_cookie, session_cookie
 from gateway.errors import LoginCodeRejected
 from gateway.web import (
@@ -76,6 +76,7 @@ async def login_with_code(request: Request) -> Response:
         user = await run_in_threadpool(services.login_codes.redeem, form.get("code", "")[:64])
     except LoginCodeRejected as exc:
         log.info("login code rejected from %s", client_address(request))
+        metrics.login("login code", success=False)
         safe_rd = return_target(request, rd) if rd else ""
         return page(request, "login_code_form.html", 400, rd=safe_rd, error=str(exc))
     return await signed_in_response(request, user.id, return_target(request, rd), "login code")

@@ -36,6 +36,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from gateway import metrics
 from gateway.ephemeral import Ephemeral
 from gateway.errors import PassgateError
 from gateway.passkeys import NewPasskey, PasskeyService
@@ -182,6 +183,13 @@ class Ceremonies:
 
     async def finish_authentication(self, ceremony: str | None, credential: dict[str, Any]) -> str:
         """Verify a sign-in; return the user id. Raises PasskeyRejected with the reason."""
+        try:
+            return await self._verify_authentication(ceremony, credential)
+        except PasskeyRejected:
+            metrics.login("passkey", success=False)
+            raise
+
+    async def _verify_authentication(self, ceremony: str | None, credential: dict[str, Any]) -> str:
         raw = await self._store.take("auth:" + ceremony) if ceremony else None
         if raw is None:
             raise PasskeyRejected("expired")

@@ -8,10 +8,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from gateway import metrics
 from gateway.cookies import session_cookie, set_session_cookie
 from gateway.csrf import remember, token_for, verify
-from gateway.forwarded import client_ip, parse_ip
+from gateway.forwarded import parse_ip
 from gateway.identity import Identity
+from gateway.request_log import visitor_ip
 from gateway.services import Services
 from gateway.sessions import SessionRecord
 from gateway.templating import render
@@ -30,10 +32,8 @@ def client_address(request: Request) -> str:
     """The client's IP as Passgate's own pages see it (X-Forwarded-For only with TRUST_PROXY)."""
     settings = services_of(request).settings
     peer = parse_ip(request.client.host) if request.client else None
-    if not settings.trust_proxy:
-        return str(peer or "")
-    found = client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
-    return str(found or "")
+    forwarded_for = request.headers.get("x-forwarded-for")
+    return visitor_ip(peer, forwarded_for, settings.trust_proxy, settings.trusted_networks)
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -69,7 +69,15 @@ async def form_with_csrf(request: Request) -> dict[str, str]:
 
 async def signed_in(request: Request) -> tuple[SessionRecord, Identity] | None:
     services = services_of(request)
-    return await services.current_user.identify(session_cookie(request, services.settings))
+    found = await services.current_user.identify(session_cookie(request, services.settings))
+    if found is not None:
+        note_user(request, found[1].username)
+    return found
+
+
+def note_user(request: Request, username: str) -> None:
+    """Name the signed-in user on this request's log line."""
+    request.scope.setdefault("state", {})["passgate_user"] = username
 
 
 async def signed_in_response(
@@ -82,6 +90,10 @@ async def signed_in_response(
         user_id, client_address(request), request.headers.get("user-agent", "")
     )
     log.info("user %s signed in (%s) from %s", user_id, method, client_address(request))
+    metrics.login(method, success=True)
+    identity = await services.current_user.identity(user_id)
+    if identity is not None:
+        note_user(request, identity.username)
     response: Response = (
         JSONResponse({"redirect": target}) if json_body else RedirectResponse(target, 303)
     )
