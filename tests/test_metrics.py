@@ -248,3 +248,71 @@ def test_restart_starts_counting_from_zero_in_the_same_folder(
     ask_anonymously(again, 2)
     text = scrape(again)
     assert sample(text, "passgate_forward_auth_decisions_total", 'result="unauthorized"') == 2
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+def test_liveness_answers_while_the_session_store_is_down(
+    make_settings: Callable[..., Settings],
+) -> None:
+    built = build_services(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    try:
+        response = call(built, "/healthz")
+    finally:
+        asyncio.run(built.close())
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readiness_is_ok_when_database_and_redis_answer(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    built = build_services(make_settings(redis_url=redis_url))
+
+    async def ask_then_close() -> httpx.Response:
+        # One event loop for both: the Redis connection belongs to the loop that opened it.
+        transport = httpx.ASGITransport(app=create_app(built), client=("127.0.0.1", 5000))
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://passgate") as c:
+                return await c.get("/readyz")
+        finally:
+            await built.close()
+
+    response = asyncio.run(ask_then_close())
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "sessions": "ok"}
+
+
+def test_readiness_is_503_when_redis_is_unreachable(
+    make_settings: Callable[..., Settings],
+) -> None:
+    built = build_services(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    try:
+        response = call(built, "/readyz")
+    finally:
+        asyncio.run(built.close())
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "ok", "sessions": "unreachable"}
+
+
+# --- sign-ins and tokens ---------------------------------------------------------------------
+
+
+def test_sign_ins_and_issued_tokens_are_counted_by_method_result_client_and_grant(
+    start_passgate: Callable[..., PassgateProcess], redis_url: str
+) -> None:
+    from tests.test_request_logs import run_real_flows
+
+    passgate = start_passgate(redis_url=redis_url, metrics_token=TOKEN)
+    run_real_flows(passgate, TOKEN)  # one good code, one wrong code, a code grant, a refresh
+    client_id = passgate.cli("clients", "list").stdout.split()[0]
+    text = httpx.get(passgate.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    logins = "passgate_logins_total"
+    assert sample(text, logins, 'method="login_code",result="success"') == 1
+    assert sample(text, logins, 'method="login_code",result="failure"') == 1
+    assert sample(text, logins, 'method="passkey",result="success"') == 0
+    tokens = "passgate_oidc_tokens_issued_total"
+    assert sample(text, tokens, f'client="{client_id}",grant="authorization_code"') == 1
+    assert sample(text, tokens, f'client="{client_id}",grant="refresh_token"') == 1
+    allowed = 'result="allow"'
+    assert sample(text, "passgate_forward_auth_decisions_total", allowed) == 1

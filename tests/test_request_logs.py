@@ -289,17 +289,10 @@ def csrf_of(response: httpx.Response) -> str:
     return match.group(1)
 
 
-def test_real_flows_leave_no_cookie_code_token_or_secret_in_the_log(
-    start_passgate: Callable[..., PassgateProcess], redis_url: str
-) -> None:
-    metrics_token = "metrics-token-0123456789abcdef"
-    passgate = start_passgate(
-        log_json="true",
-        log_level="debug",
-        access_log="all",
-        redis_url=redis_url,
-        metrics_token=metrics_token,
-    )
+def run_real_flows(passgate: PassgateProcess, metrics_token: str) -> list[str]:
+    """Sign in with a one-time link (and fail once with a wrong code), pass forward-auth, open
+    the account page, scrape /metrics, run the OIDC code flow with a refresh, sign out. Returns
+    every secret that went over the wire."""
     secrets_seen: list[str] = [metrics_token, "test-encryption-key-0123456789"]
     assert passgate.cli("users", "add", "alice", "--email", "alice@example.com").returncode == 0
     added = passgate.cli("clients", "add", "Memos", "--redirect-uri", "https://rp.example/cb")
@@ -388,6 +381,21 @@ def test_real_flows_leave_no_cookie_code_token_or_secret_in_the_log(
     )
     assert logout.status_code in (302, 303)
 
+    return secrets_seen
+
+
+def test_real_flows_leave_no_cookie_code_token_or_secret_in_the_log(
+    start_passgate: Callable[..., PassgateProcess], redis_url: str
+) -> None:
+    metrics_token = "metrics-token-0123456789abcdef"
+    passgate = start_passgate(
+        log_json="true",
+        log_level="debug",
+        access_log="all",
+        redis_url=redis_url,
+        metrics_token=metrics_token,
+    )
+    secrets_seen = run_real_flows(passgate, metrics_token)
     passgate.stop()
     log = passgate.log_path.read_text()
     entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
