@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from time import perf_counter
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,11 +18,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import account_pages, enrol_pages, oidc_api, pages, webauthn_api
+from gateway import account_pages, enrol_pages, oidc_api, pages, request_log, webauthn_api
 from gateway.csrf import CsrfRejected
 from gateway.errors import SessionStoreUnavailable, StorageError
 from gateway.forward_auth import PATHS, ForwardAuth
 from gateway.health import healthz, readyz
+from gateway.logs import REQUEST_ID
+from gateway.metrics import metrics
 from gateway.rate_limit import RateLimited
 from gateway.services import Services
 from gateway.templating import render
@@ -43,13 +46,17 @@ _SECURITY_HEADERS = [
 
 
 class PassgateApp:
-    """Routes the forward-auth paths to the bare ASGI handler and everything else to Starlette
-    (with security headers added to its responses)."""
+    """Routes the forward-auth paths to the bare ASGI handler and everything else to Starlette,
+    adding security headers and a request id to its responses and a line to the request log."""
 
     def __init__(self, services: Services, pages_app: ASGIApp) -> None:
         self.services = services
         self._forward_auth = ForwardAuth(services)
         self._pages = pages_app
+        settings = services.settings
+        self._log_pages = settings.access_log != "off"
+        self._trust_proxy = settings.trust_proxy
+        self._trusted = settings.trusted_networks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in PATHS:
@@ -59,17 +66,47 @@ class PassgateApp:
             await self._pages(scope, receive, send)
             return
 
+        started = perf_counter()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        peer = request_log.scope_peer(scope)
+        from_proxy = self._trust_proxy and peer in self._trusted
+        rid = request_log.request_id(headers.get("x-request-id"), from_proxy)
+        state = scope.setdefault("state", {})
+        status = 500
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
+                status = message["status"]
+                out = list(message.get("headers", []))
+                present = {name.lower() for name, _ in out}
+                out.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
                 if b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": headers}
+                    out.append((b"cache-control", b"no-store"))
+                out.append((b"x-request-id", rid.encode()))
+                message = {**message, "headers": out}
             await send(message)
 
-        await self._pages(scope, receive, send_with_headers)
+        context = REQUEST_ID.set(rid)
+        try:
+            await self._pages(scope, receive, send_with_headers)
+        finally:
+            REQUEST_ID.reset(context)
+            if self._log_pages:
+                request_log.write(
+                    {
+                        "request_id": rid,
+                        "method": scope["method"],
+                        "host": headers.get("host", ""),
+                        "path": request_log.loggable_path(scope["path"]),
+                        "status": status,
+                        "duration_ms": round((perf_counter() - started) * 1000, 3),
+                        "user": state.get("passgate_user"),
+                        "client_ip": request_log.visitor_ip(
+                            peer, headers.get("x-forwarded-for"), self._trust_proxy, self._trusted
+                        ),
+                    }
+                )
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -147,6 +184,7 @@ def create_app(services: Services) -> PassgateApp:
             *oidc_api.routes,
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/", lambda request: RedirectResponse("/account", 303)),
             Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", 301)),
             Mount("/static", static, name="static"),

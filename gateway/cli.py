@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__
+from gateway import __version__, metrics
 from gateway.audit import CLI
 from gateway.errors import InvalidInput, PassgateError
 from gateway.logs import configure
@@ -101,13 +101,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "server_header": False,
     }
     if workers == 1:
+        if os.environ.get(metrics.MULTIPROC_ENV):
+            metrics.prepare_worker_dir(keep_own=True)
         app = create_app(services)
         settle_garbage_collector()
         uvicorn.run(app, **common)
     else:
         asyncio.run(services.close())
         os.environ.update({"HOST": host, "PORT": str(port)})
-        uvicorn.run("gateway.asgi:create", factory=True, workers=workers, **common)
+        # Before any worker starts (and imports prometheus_client): they count into this folder.
+        folder = metrics.prepare_worker_dir()
+        try:
+            uvicorn.run("gateway.asgi:create", factory=True, workers=workers, **common)
+        finally:
+            metrics.remove_worker_dir(folder)
     return 0
 
 

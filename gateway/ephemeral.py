@@ -35,7 +35,7 @@ class Ephemeral(Protocol):
 class RedisEphemeral:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
-        self._outage = OutageLog("Redis")
+        self._outage = OutageLog("Redis", "redis")
 
     async def put(self, key: str, value: str, ttl: float) -> None:
         try:
@@ -64,7 +64,7 @@ class RedisEphemeral:
 class SqlEphemeral:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._outage = OutageLog("the database")
+        self._outage = OutageLog("the database", "database")
 
     async def _run(self, work: object) -> object:
         assert callable(work)

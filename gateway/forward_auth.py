@@ -3,7 +3,9 @@ request of every protected service.
 
 This is a bare ASGI app, not a Starlette route: it parses the few headers it needs straight from
 the scope, asks `decide`, and renders the decision. Nothing here blocks on the database: sessions
-and identities come from one-second in-process caches over the session store.
+and identities come from one-second in-process caches over the session store. Each answer
+costs one counter increment and one histogram observation (gateway/metrics.py); request ids and a
+request-log line only with ACCESS_LOG=all, on a separate path.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address
+from time import perf_counter
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import cookie_parser
 from starlette.types import Receive, Scope, Send
 
+from gateway import metrics, request_log
 from gateway.decision import Decision, Outcome, decide
 from gateway.errors import SessionStoreUnavailable
 from gateway.forwarded import ForwardedInvalid, UntrustedProxy, original_request, parse_ip
@@ -33,6 +37,16 @@ PATHS = {"/api/auth/caddy": "caddy", "/api/auth/traefik": "traefik", "/api/auth/
 IDENTITY_HEADERS = ("remote-user", "remote-email", "remote-name", "remote-groups")
 _NO_STORE = (b"cache-control", b"no-store")
 _EMPTY_IDENTITY = tuple((name.encode(), b"") for name in IDENTITY_HEADERS)
+_STATUS = {
+    "allow": 200,
+    "bypass": 200,
+    "redirect": 302,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "unavailable": 503,
+    "untrusted_proxy": 403,
+    "invalid_request": 400,
+}
 
 
 def _header_value(value: str) -> bytes:
@@ -76,21 +90,70 @@ class ForwardAuth:
         self._login_url = settings.app_url + "/login?rd="
         self._www_authenticate = f'Passgate realm="{settings.app_name}"'.encode()
         self._untrusted_logged: set[str] = set()
+        self._access_log = settings.access_log == "all"
+        # Bound once: the hot path pays one counter increment and one histogram observation.
+        self._decisions = metrics.DECISION_COUNTERS
+        self._latency = metrics.FORWARD_AUTH_SECONDS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        proxy = PATHS[scope["path"]]
+        started = perf_counter()
+        if self._access_log:
+            await self._logged(scope, send, started)
+            return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        answer = await self._answer(scope, headers, send, ())
+        self._decisions[answer[0]].inc()
+        self._latency.observe(perf_counter() - started)
+
+    async def _logged(self, scope: Scope, send: Send, started: float) -> None:
+        """The same answer, plus a request id and a line in the request log (ACCESS_LOG=all)."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        peer = parse_ip(client[0]) if client else None
+        rid = request_log.request_id(headers.get("x-request-id"), peer in self._trusted)
+        result, facts, identity = await self._answer(
+            scope, headers, send, ((b"x-request-id", rid.encode()),)
+        )
+        elapsed = perf_counter() - started
+        self._decisions[result].inc()
+        self._latency.observe(elapsed)
+        request_log.write(
+            {
+                "request_id": rid,
+                "method": scope["method"],
+                "host": headers.get("host", ""),
+                "path": scope["path"],
+                "status": _STATUS[result],
+                "duration_ms": round(elapsed * 1000, 3),
+                "user": identity.username if identity is not None else None,
+                "client_ip": str(facts.client_ip or "") if facts else str(peer or ""),
+                "decision": result,
+                "url_host": facts.host if facts else "",
+                "url_path": request_log.loggable_path(facts.path) if facts else "",
+            }
+        )
+
+    async def _answer(
+        self,
+        scope: Scope,
+        headers: dict[str, str],
+        send: Send,
+        extra: tuple[tuple[bytes, bytes], ...],
+    ) -> tuple[str, RequestFacts | None, Identity | None]:
+        """Answer the sub-request; return the result (a name in metrics.RESULTS), the original
+        request and who asked, for the metrics and the request log."""
+        proxy = PATHS[scope["path"]]
         client = scope.get("client")
         peer = parse_ip(client[0]) if client else None
         try:
             facts = original_request(headers, peer, self._trusted, nginx=proxy == "nginx")
         except UntrustedProxy as exc:
             self._log_untrusted(peer)
-            await _respond(send, 403, [], _json("untrusted_proxy", str(exc)))
-            return
+            await _respond(send, 403, extra, _json("untrusted_proxy", str(exc)))
+            return "untrusted_proxy", None, None
         except ForwardedInvalid as exc:
-            await _respond(send, 400, [], _json("invalid_request", str(exc)))
-            return
+            await _respond(send, 400, extra, _json("invalid_request", str(exc)))
+            return "invalid_request", None, None
 
         rules_store = self._services.rules
         rules_store.maybe_reload()
@@ -106,13 +169,14 @@ class ForwardAuth:
                 await _respond(
                     send,
                     503,
-                    [(b"retry-after", b"5")],
+                    ((b"retry-after", b"5"), *extra),
                     _json("temporarily_unavailable", "the session store is unreachable; try again"),
                 )
-                return
+                return "unavailable", facts, None
             identity = found[1] if found is not None else None
             decision = decide(facts, identity, rules)
-        await self._render(send, proxy, headers, facts, decision, identity)
+        result = await self._render(send, proxy, headers, facts, decision, identity, extra)
+        return result, facts, identity
 
     async def _render(
         self,
@@ -122,27 +186,32 @@ class ForwardAuth:
         facts: RequestFacts,
         decision: Decision,
         identity: Identity | None,
-    ) -> None:
+        extra: tuple[tuple[bytes, bytes], ...],
+    ) -> str:
         outcome = decision.outcome
         if outcome is Outcome.ALLOW or outcome is Outcome.BYPASS:
-            await _respond(send, 200, identity_headers(identity), b"")
-        elif outcome is Outcome.LOGIN:
+            out = identity_headers(identity)
+            await _respond(send, 200, out + extra if extra else out, b"")
+            return "allow" if outcome is Outcome.ALLOW else "bypass"
+        if outcome is Outcome.LOGIN:
             location = (self._login_url + quote(facts.url, safe="")).encode()
             if proxy != "nginx" and wants_redirect(headers, facts):
-                await _respond(send, 302, [(b"location", location)], b"")
-            else:
-                # nginx's auth_request only understands 2xx/401/403: its error_page redirects.
-                extra = [(b"www-authenticate", self._www_authenticate), (b"x-login-url", location)]
-                await _respond(send, 401, extra, _json("unauthorized", "sign in first"))
-        else:
-            body = render(
-                "forbidden.html",
-                app_name=self._services.settings.app_name,
-                service=facts.host,
-                username=identity.username if identity else None,
-                account_url=self._services.settings.app_url + "/account",
-            ).encode()
-            await _respond(send, 403, [(b"content-type", b"text/html; charset=utf-8")], body)
+                await _respond(send, 302, ((b"location", location), *extra), b"")
+                return "redirect"
+            # nginx's auth_request only understands 2xx/401/403: its error_page redirects.
+            out = ((b"www-authenticate", self._www_authenticate), (b"x-login-url", location))
+            await _respond(send, 401, out + extra, _json("unauthorized", "sign in first"))
+            return "unauthorized"
+        body = render(
+            "forbidden.html",
+            app_name=self._services.settings.app_name,
+            service=facts.host,
+            username=identity.username if identity else None,
+            account_url=self._services.settings.app_url + "/account",
+        ).encode()
+        html = ((b"content-type", b"text/html; charset=utf-8"), *extra)
+        await _respond(send, 403, html, body)
+        return "forbidden"
 
     def _log_untrusted(self, peer: IPv4Address | IPv6Address | None) -> None:
         name = str(peer)

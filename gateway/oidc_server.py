@@ -33,6 +33,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core.grants import OpenIDCode
 from starlette.responses import JSONResponse, Response
 
+from gateway import metrics
 from gateway.audit import Actor, AuditLog
 from gateway.custom_claims import CustomClaims
 from gateway.oauth_tokens import AuthorizationCode, IssuedToken, OAuthStore
@@ -223,6 +224,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             family_id=previous.family_id if previous else None,
             code_hash=code.code_hash if code else None,
         )
+        metrics.token_issued(client.client_id, "authorization_code" if code else "refresh_token")
         grant_type = request.payload.data.get("grant_type", "")
         self.audit.record_or_log(
             "token_refreshed" if grant_type == "refresh_token" else "token_issued",

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway import rate_limit
+from gateway import metrics, rate_limit
 from gateway.cookies import clear_session_cookie
 from gateway.errors import LoginCodeRejected
 from gateway.rate_limit import RateLimited
@@ -87,6 +87,7 @@ async def login_with_code(request: Request) -> Response:
         user = await run_in_threadpool(services.login_codes.redeem, form.get("code", "")[:64])
     except LoginCodeRejected as exc:
         log.info("login code rejected from %s", client_address(request))
+        metrics.login(method, success=False)
         await record_event(
             request,
             "sign_in",

@@ -36,6 +36,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from gateway import metrics
 from gateway.ephemeral import Ephemeral
 from gateway.errors import PassgateError
 from gateway.passkeys import NewPasskey, Passkey, PasskeyService
@@ -211,6 +212,15 @@ class Ceremonies:
     ) -> Passkey:
         """Verify a sign-in; return the passkey used (its `user_id` is who signed in).
         Raises PasskeyRejected with the reason."""
+        try:
+            return await self._verify_authentication(ceremony, credential)
+        except PasskeyRejected:
+            metrics.login("passkey", success=False)
+            raise
+
+    async def _verify_authentication(
+        self, ceremony: str | None, credential: dict[str, Any]
+    ) -> Passkey:
         raw = await self._store.take("auth:" + ceremony) if ceremony else None
         if raw is None:
             raise PasskeyRejected("expired")

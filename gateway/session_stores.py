@@ -40,7 +40,7 @@ class RedisSessionStore:
             retry=Retry(NoBackoff(), 1),
             health_check_interval=15,
         )
-        self._outage = OutageLog("Redis")
+        self._outage = OutageLog("Redis", "redis")
 
     @property
     def client(self) -> aioredis.Redis:
@@ -127,7 +127,7 @@ class SqlSessionStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._outage = OutageLog("the session database")
+        self._outage = OutageLog("the session database", "database")
 
     async def _run(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         def work() -> list[tuple[object, ...]]:

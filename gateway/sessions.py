@@ -15,6 +15,7 @@ from typing import Protocol
 
 from itsdangerous import BadSignature, Signer
 
+from gateway import metrics
 from gateway.crypto import hash_token
 from gateway.errors import SessionStoreUnavailable
 
@@ -61,11 +62,13 @@ class SessionStore(Protocol):
 class OutageLog:
     """Logs a store outage once when it starts and once when it ends, never per request."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, store: str) -> None:
         self._name = name
+        self._store = store  # the metric's label: redis or database
         self.down = False
 
     def failed(self, exc: BaseException) -> SessionStoreUnavailable:
+        metrics.session_store_error(self._store)
         if not self.down:
             self.down = True
             log.error(

@@ -128,6 +128,17 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
+    access_log: Literal["off", "pages", "all"] = Field(
+        "pages",
+        description="One log line per request: pages (sign-in, account, OIDC, API), all (also "
+        "every forward-auth decision: the hot path, costly at thousands per second) or off.",
+    )
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token that unlocks /metrics (16+ chars). Without it /metrics "
+        "answers only direct requests from loopback.",
+        repr=False,
+    )
 
     @field_validator("session_duration", "session_inactivity", mode="before")
     @classmethod
@@ -166,6 +177,13 @@ class Settings(BaseSettings):
     def _check_encryption_key(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 16:
             raise ValueError("must be at least 16 characters (e.g. openssl rand -base64 32)")
+        return value or None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (e.g. openssl rand -hex 32)")
         return value or None
 
     @field_validator("trusted_proxies")

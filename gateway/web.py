@@ -13,15 +13,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from gateway import metrics
 from gateway.aaguids import model_name
 from gateway.audit import Actor, DetailValue
 from gateway.cookies import session_cookie, set_session_cookie
 from gateway.csrf import remember, token_for, verify
 from gateway.errors import StorageError
-from gateway.forwarded import client_ip, parse_ip
+from gateway.forwarded import parse_ip
 from gateway.identity import Identity
 from gateway.known_devices import DEVICE_COOKIE, DEVICE_COOKIE_AGE, Sighting, new_device_token
 from gateway.passkeys import NewPasskey, Passkey
+from gateway.request_log import visitor_ip
 from gateway.services import Services
 from gateway.sessions import SessionRecord
 from gateway.templating import render
@@ -41,10 +43,8 @@ def client_address(request: Request) -> str:
     """The client's IP as Passgate's own pages see it (X-Forwarded-For only with TRUST_PROXY)."""
     settings = services_of(request).settings
     peer = parse_ip(request.client.host) if request.client else None
-    if not settings.trust_proxy:
-        return str(peer or "")
-    found = client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
-    return str(found or "")
+    forwarded_for = request.headers.get("x-forwarded-for")
+    return visitor_ip(peer, forwarded_for, settings.trust_proxy, settings.trusted_networks)
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -80,7 +80,15 @@ async def form_with_csrf(request: Request) -> dict[str, str]:
 
 async def signed_in(request: Request) -> tuple[SessionRecord, Identity] | None:
     services = services_of(request)
-    return await services.current_user.identify(session_cookie(request, services.settings))
+    found = await services.current_user.identify(session_cookie(request, services.settings))
+    if found is not None:
+        note_user(request, found[1].username)
+    return found
+
+
+def note_user(request: Request, username: str) -> None:
+    """Name the signed-in user on this request's log line."""
+    request.scope.setdefault("state", {})["passgate_user"] = username
 
 
 def actor_of(request: Request, user_id: str = "", name: str = "") -> Actor:
@@ -161,6 +169,7 @@ async def signed_in_response(
     ip, user_agent = client_address(request), request.headers.get("user-agent", "")
     cookie, _ = await services.sessions.start(user_id, ip, user_agent)
     log.info("user %s signed in (%s) from %s", user_id, method, ip)
+    metrics.login(method, success=True)
     response: Response = (
         JSONResponse({"redirect": target}) if json_body else RedirectResponse(target, 303)
     )
@@ -168,6 +177,7 @@ async def signed_in_response(
     response.delete_cookie(RETURN_COOKIE, path="/")
     user = await run_in_threadpool(services.users.find_user, user_id)
     username = user.username if user is not None else ""
+    note_user(request, username)
     device = request.cookies.get(DEVICE_COOKIE, "")
     if not _DEVICE_TOKEN.match(device):
         device = new_device_token()
