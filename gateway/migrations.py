@@ -203,6 +203,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        8,
+        "authorization codes remember how the user signed in (amr)",
+        ("ALTER TABLE oauth_codes ADD COLUMN amr TEXT NOT NULL DEFAULT ''",),
+    ),
 )
 
 

@@ -35,6 +35,7 @@ class AuthorizationCode:
     auth_time: float
     expires_at: float
     used_at: float | None
+    amr: tuple[str, ...] = ()
 
     # authlib's AuthorizationCodeMixin and CodeChallenge look for these.
     def get_redirect_uri(self) -> str:
@@ -53,7 +54,7 @@ class AuthorizationCode:
         return None
 
     def get_amr(self) -> list[str] | None:
-        return ["hwk", "user"]  # a passkey with user verification
+        return list(self.amr) or None  # left out when the sign-in method is not known
 
     def is_expired(self) -> bool:
         return time.time() >= self.expires_at
@@ -135,12 +136,13 @@ class OAuthStore:
         code_challenge: str | None,
         code_challenge_method: str | None,
         auth_time: float,
+        amr: tuple[str, ...] = (),
     ) -> None:
         now = time.time()
         self._db.execute(
             "INSERT INTO oauth_codes (code_hash, client_id, user_id, redirect_uri, scope, nonce, "
-            "code_challenge, code_challenge_method, auth_time, created_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "code_challenge, code_challenge_method, auth_time, created_at, expires_at, amr) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 hash_token(code),
                 client_id,
@@ -153,13 +155,14 @@ class OAuthStore:
                 auth_time,
                 now,
                 now + CODE_LIFETIME,
+                " ".join(amr),
             ),
         )
 
     def find_code(self, code: str, client_id: str) -> AuthorizationCode | None:
         row = self._db.fetchone(
             "SELECT code_hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, "
-            "code_challenge_method, auth_time, expires_at, used_at FROM oauth_codes "
+            "code_challenge_method, auth_time, expires_at, used_at, amr FROM oauth_codes "
             "WHERE code_hash = ? AND client_id = ?",
             (hash_token(code), client_id),
         )
@@ -177,6 +180,7 @@ class OAuthStore:
             float(row[8]),
             float(row[9]),
             float(row[10]) if row[10] is not None else None,
+            tuple(str(row[11]).split()),
         )
 
     def mark_code_used(self, code_hash: str) -> bool:

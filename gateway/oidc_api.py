@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.cookies import clear_session_cookie
+from gateway.oidc_claims import amr_for
 from gateway.oidc_clients import OidcClient
 from gateway.oidc_server import SCOPES, OidcServer, PassgateRequest, Principal
 from gateway.users import User
@@ -224,7 +225,7 @@ async def authorize(request: Request) -> Response:
     if found is not None:
         user = await run_in_threadpool(services.users.find_user, found[1].user_id)
         if user is not None:
-            principal = Principal(user, found[0].created_at)
+            principal = Principal(user, found[0].created_at, amr_for(found[0].method))
     try:
         # Validates client, redirect URI, response type, scope, PKCE and prompt; raises
         # login_required for prompt=none without a session.
@@ -289,7 +290,7 @@ async def authorize_decision(request: Request) -> Response:
     user = await run_in_threadpool(services.users.find_user, found[1].user_id)
     if user is None:
         return _to_login(request, query)
-    principal = Principal(user, found[0].created_at)
+    principal = Principal(user, found[0].created_at, amr_for(found[0].method))
     # The authorization parameters travel in the query string, exactly as the app sent them.
     oauth = await oauth_request(request)
     oauth.payload = type(oauth.payload)(query)

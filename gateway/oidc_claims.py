@@ -6,6 +6,21 @@ from typing import Any
 
 from gateway.users import User
 
+# RFC 8176 authentication method references, by how the session signed in. Setup and signup
+# register a passkey with user verification, so they count as a passkey sign-in.
+_AMR = {
+    "passkey": ("hwk", "user"),
+    "setup": ("hwk", "user"),
+    "signup": ("hwk", "user"),
+    "login_code": ("otp",),
+    "one_time_link": ("otp",),
+}
+
+
+def amr_for(method: str) -> tuple[str, ...]:
+    """The `amr` values for a session's sign-in method; empty when it is not known."""
+    return _AMR.get(method, ())
+
 
 def claims_for(user: User, scope: str, custom: dict[str, str] | None = None) -> dict[str, Any]:
     """Claims for an ID token or the userinfo endpoint; `custom` claims come first so that no

@@ -71,6 +71,7 @@ class Principal:
 
     user: User
     auth_time: float
+    amr: tuple[str, ...] = ()
 
     def get_user_id(self) -> str:
         return self.user.id
@@ -348,6 +349,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             auth_time=principal.auth_time,
+            amr=principal.amr,
         )
 
     def query_authorization_code(
@@ -382,7 +384,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         user = self._passgate.active_user(authorization_code.user_id)
         if user is None:
             raise InvalidGrantError("the user is disabled or gone")
-        return Principal(user, authorization_code.auth_time)
+        return Principal(user, authorization_code.auth_time, authorization_code.amr)
 
 
 class PassgateOpenIDCode(OpenIDCode):  # type: ignore[misc]

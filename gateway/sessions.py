@@ -37,6 +37,9 @@ class SessionRecord:
     last_seen: float
     ip: str
     user_agent: str
+    # How the user signed in (passkey, login_code, one_time_link, signup, setup); "" for
+    # sessions made before Passgate recorded it.
+    method: str = ""
 
     def alive(self, now: float, inactivity: float) -> bool:
         return now < self.expires_at and now < self.last_seen + inactivity
@@ -100,8 +103,10 @@ class Sessions:
         self._signer = Signer(signing_key, salt="passgate.session")
         self._cache: dict[str, tuple[float, SessionRecord | None]] = {}
 
-    async def start(self, user_id: str, ip: str, user_agent: str) -> tuple[str, SessionRecord]:
-        """Create a session; return (cookie value, record)."""
+    async def start(
+        self, user_id: str, ip: str, user_agent: str, method: str = ""
+    ) -> tuple[str, SessionRecord]:
+        """Create a session for a user who signed in by `method`; return (cookie, record)."""
         session_id = secrets.token_urlsafe(32)
         now = time.time()
         record = SessionRecord(
@@ -112,6 +117,7 @@ class Sessions:
             last_seen=now,
             ip=ip[:64],
             user_agent=user_agent[:300],
+            method=method,
         )
         await self.store.save(record, self.inactivity)
         return self._signer.sign(session_id).decode("ascii"), record

@@ -167,7 +167,7 @@ async def signed_in_response(
     services = services_of(request)
     await services.sessions.end(session_cookie(request, services.settings))
     ip, user_agent = client_address(request), request.headers.get("user-agent", "")
-    cookie, _ = await services.sessions.start(user_id, ip, user_agent)
+    cookie, _ = await services.sessions.start(user_id, ip, user_agent, method)
     log.info("user %s signed in (%s) from %s", user_id, method, ip)
     metrics.login(method, success=True)
     response: Response = (

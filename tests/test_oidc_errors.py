@@ -123,12 +123,13 @@ class Op:
         )
         return Rp(client.client_id, secret, redirect_uris[0])
 
-    def sign_in(self, user: User, age: float = 0.0) -> None:
-        """Give the browser a session for `user` that started `age` seconds ago."""
+    def sign_in(self, user: User, age: float = 0.0, method: str = "") -> None:
+        """Give the browser a session for `user` that started `age` seconds ago, signed in by
+        `method` (unknown by default)."""
 
         async def start() -> str:
             sessions = self.services.sessions
-            cookie, record = await sessions.start(user.id, "127.0.0.1", "test")
+            cookie, record = await sessions.start(user.id, "127.0.0.1", "test", method)
             if age:
                 older = dataclasses.replace(record, created_at=record.created_at - age)
                 await sessions.store.delete(record.key)
@@ -536,6 +537,27 @@ def test_max_age_met_issues_a_code_with_the_sessions_auth_time(op: Op, alice: Us
     code = op.code(flow, max_age="3600")
     claims = op.id_token_claims(op.exchange(flow, code).json()["id_token"])
     assert time.time() - 110 < claims["auth_time"] <= time.time() - 99
+
+
+@pytest.mark.parametrize(
+    ("method", "amr"),
+    [("passkey", ["hwk", "user"]), ("setup", ["hwk", "user"]), ("login_code", ["otp"])],
+)
+def test_amr_says_how_the_session_signed_in(
+    op: Op, alice: User, method: str, amr: list[str]
+) -> None:
+    rp = op.client()
+    op.sign_in(alice, method=method)
+    op.consent(alice, rp)
+    claims = op.id_token_claims(op.tokens(op.flow(rp))["id_token"])
+    assert claims["amr"] == amr
+
+
+def test_amr_is_left_out_when_the_sign_in_method_is_unknown(op: Op, alice: User) -> None:
+    rp = op.client()
+    op.sign_in(alice)
+    op.consent(alice, rp)
+    assert "amr" not in op.id_token_claims(op.tokens(op.flow(rp))["id_token"])
 
 
 # --- /authorize: who may sign in ------------------------------------------------------------
