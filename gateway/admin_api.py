@@ -823,7 +823,7 @@ _ERRORS = {
 _PARAM = re.compile(r"{(\w+)}")
 
 
-def openapi_document(app_url: str) -> dict[str, Any]:
+def openapi_document(app_url: str, cookie_name: str = "passgate_session") -> dict[str, Any]:
     """The OpenAPI 3.1 document of the admin API, built from OPERATIONS and the models."""
     adapters: list[tuple[tuple[str, str], Any, TypeAdapter[Any]]] = [
         (("error", "body"), "serialization", TypeAdapter(Error))
@@ -910,7 +910,7 @@ def openapi_document(app_url: str) -> dict[str, Any]:
                 "adminSession": {
                     "type": "apiKey",
                     "in": "cookie",
-                    "name": "passgate_session",
+                    "name": cookie_name,
                     "description": "A signed-in admin's session; changes need X-CSRF-Token.",
                 },
             },
@@ -920,7 +920,8 @@ def openapi_document(app_url: str) -> dict[str, Any]:
 
 async def openapi(request: Request) -> JSONResponse:
     services = services_of(request)
-    return JSONResponse(openapi_document(services.settings.app_url))
+    settings = services.settings
+    return JSONResponse(openapi_document(settings.app_url, settings.cookie_name))
 
 
 def admin_paths() -> Sequence[tuple[str, str]]:
