@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, cast
@@ -924,9 +924,11 @@ async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(openapi_document(settings.app_url, settings.cookie_name))
 
 
-def admin_paths() -> Sequence[tuple[str, str]]:
-    """(method, path template) of every admin API operation."""
-    return [(op.method, op.full_path) for op in OPERATIONS]
+def routes_table() -> str:
+    """The README's admin API route list, generated from OPERATIONS so the two never drift."""
+    lines = ["| Method | Path | What it does |", "| --- | --- | --- |"]
+    lines.extend(f"| `{op.method}` | `{op.full_path}` | {op.summary} |" for op in OPERATIONS)
+    return "\n".join(lines)
 
 
 routes = [*_routes(), Route("/api/openapi.json", openapi, methods=["GET"])]
