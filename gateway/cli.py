@@ -11,12 +11,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gateway import __version__, metrics
-from gateway.audit import CLI
+from gateway.administration import ClientChanges, ClientSettings
+from gateway.audit import CLI, AuditFilters
 from gateway.errors import InvalidInput, PassgateError
 from gateway.logs import configure
 from gateway.oidc_clients import OidcClient
@@ -131,103 +133,103 @@ def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok else 1
 
 
-def with_services(action: Callable[[argparse.Namespace, Services], int]) -> Callable[..., int]:
+def with_services(
+    action: Callable[[argparse.Namespace, Services], Awaitable[int]],
+) -> Callable[..., int]:
+    """Run an async command with services, closing them in the same event loop."""
+
     def run(args: argparse.Namespace, settings: Settings) -> int:
         services = build_services(settings)
-        try:
-            return action(args, services)
-        finally:
-            asyncio.run(services.close())
+
+        async def run_and_close() -> int:
+            try:
+                return await action(args, services)
+            finally:
+                await services.close()
+
+        return asyncio.run(run_and_close())
 
     return run
 
 
 @with_services
-def cmd_users(args: argparse.Namespace, services: Services) -> int:
-    users = services.users
+async def cmd_users(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
     if args.action == "add":
-        _print_user(users.create_user(args.username, args.email, args.name, tuple(args.group)))
+        _print_user(
+            await admin.create_user(CLI, args.username, args.email, args.name, tuple(args.group))
+        )
     elif args.action == "list":
-        for user in users.list_users():
+        for user in await admin.list_users():
             _print_user(user)
     elif args.action == "show":
-        _print_user(users.get_user_by_name(args.username))
+        _print_user(await admin.get_user(args.username))
     elif args.action == "update":
         groups = tuple(args.group) if args.group is not None else None
         _print_user(
-            users.update_user(
-                args.username, email=args.email, display_name=args.name, groups=groups
+            await admin.update_user(
+                CLI, args.username, email=args.email, display_name=args.name, groups=groups
             )
         )
     elif args.action in ("disable", "enable"):
-        user = asyncio.run(services.disable_user(args.username, args.action == "disable"))
-        _print_user(user)
+        _print_user(await admin.set_disabled(CLI, args.username, args.action == "disable"))
     elif args.action == "delete":
-        asyncio.run(services.delete_user(args.username))
+        await admin.delete_user(CLI, args.username)
         print(f"deleted {args.username}")
     return 0
 
 
 @with_services
-def cmd_groups(args: argparse.Namespace, services: Services) -> int:
-    users = services.users
+async def cmd_groups(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
     if args.action == "add":
-        group = users.create_group(args.name)
+        group = await admin.create_group(CLI, args.name)
     elif args.action == "list":
-        for group in users.list_groups():
+        for group in await admin.list_groups():
             print(f"{group.name}\t{','.join(group.members) or '-'}")
         return 0
     elif args.action == "rename":
-        group = users.rename_group(args.name, args.new_name)
+        group = await admin.rename_group(CLI, args.name, args.new_name)
     elif args.action == "delete":
-        group = users.delete_group(args.name)
+        group = await admin.delete_group(CLI, args.name)
         print(f"deleted {group.name}")
         return 0
     elif args.action == "add-member":
-        group = users.add_member(args.name, args.username)
+        group = await admin.add_member(CLI, args.name, args.username)
     else:
-        group = users.remove_member(args.name, args.username)
+        group = await admin.remove_member(CLI, args.name, args.username)
     print(f"{group.name}\t{','.join(group.members) or '-'}")
     return 0
 
 
 @with_services
-def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> int:
+async def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> int:
     if args.email:
-        # Checked before a code exists, so a refusal leaves no usable code behind.
-        user = services.users.get_user_by_name(args.username)
-        if not services.notifications.enabled:
-            raise InvalidInput("--email needs SMTP_HOST and SMTP_FROM (email is not configured)")
-        if not user.email:
-            raise InvalidInput(f"user {user.username} has no email address")
-    code = services.login_codes.issue(args.username, lifetime=args.minutes * 60)
-    url = f"{services.settings.app_url}/lc/{code}"
-    if args.email:
-        services.notifications.send_login_link(user, url, args.minutes)
-        services.audit.record_or_log(
-            "login_link_emailed", actor=CLI, user_id=user.id, details={"minutes": args.minutes}
-        )
+        user = await services.admin.email_login_link(CLI, args.username, args.minutes)
         print(f"sign-in link emailed to {user.username} <{user.email}>", file=sys.stderr)
         return 0
+    url = await services.admin.create_login_link(CLI, args.username, args.minutes)
     print(url)
-    print(f"Valid once, for {args.minutes} minutes. Code: {code}", file=sys.stderr)
+    print(f"Valid once, for {args.minutes} minutes. Code: {url.rsplit('/', 1)[1]}", file=sys.stderr)
     return 0
 
 
 @with_services
-def cmd_claims(args: argparse.Namespace, services: Services) -> int:
-    claims = services.custom_claims
+async def cmd_claims(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
     if args.action == "set":
-        claims.set(args.subject, args.claim, args.value)
+        claims = await admin.set_claim(CLI, args.subject, args.claim, args.value)
     elif args.action == "unset":
-        claims.unset(args.subject, args.claim)
-    for claim, value in claims.list(args.subject).items():
+        claims = await admin.unset_claim(CLI, args.subject, args.claim)
+    else:
+        claims = await admin.list_claims(args.subject)
+    for claim, value in claims.items():
         print(f"{claim}\t{value}")
     return 0
 
 
 @with_services
-def cmd_keys(args: argparse.Namespace, services: Services) -> int:
+async def cmd_keys(args: argparse.Namespace, services: Services) -> int:
     if args.action == "rotate":
         for kid in services.keys.rotate():
             print(f"new signing key {kid}")
@@ -246,9 +248,9 @@ def cmd_keys(args: argparse.Namespace, services: Services) -> int:
 
 
 @with_services
-def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
-    token = services.signups.create(lifetime=args.days * 86400, usage_limit=args.uses)
-    print(f"{services.settings.app_url}/signup?token={token.token}")
+async def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
+    invite = await services.admin.create_signup_token(CLI, args.days, args.uses)
+    print(invite.url)
     if services.settings.allow_user_signups != "withToken":
         print(
             "note: ALLOW_USER_SIGNUPS is not withToken, so this link does not work yet",
@@ -274,7 +276,7 @@ def _passphrase(args: argparse.Namespace, confirm: bool) -> str:
 
 
 @with_services
-def cmd_export(args: argparse.Namespace, services: Services) -> int:
+async def cmd_export(args: argparse.Namespace, services: Services) -> int:
     snapshot = services.backups.export_to(Path(args.file), _passphrase(args, confirm=True))
     print(f"exported {snapshot.describe()} to {args.file}")
     print("keep the passphrase safe: without it the archive cannot be opened", file=sys.stderr)
@@ -282,7 +284,7 @@ def cmd_export(args: argparse.Namespace, services: Services) -> int:
 
 
 @with_services
-def cmd_import(args: argparse.Namespace, services: Services) -> int:
+async def cmd_import(args: argparse.Namespace, services: Services) -> int:
     snapshot = services.backups.import_from(
         Path(args.file), _passphrase(args, confirm=False), replace=args.replace
     )
@@ -297,7 +299,6 @@ def cmd_import(args: argparse.Namespace, services: Services) -> int:
 
 # argparse dests that are ClientService.create/update keyword arguments of the same name
 _CLIENT_OPTIONS = (
-    "redirect_uris",
     "post_logout_redirect_uris",
     "allowed_groups",
     "pkce_required",
@@ -310,35 +311,127 @@ _CLIENT_OPTIONS = (
 )
 
 
-def _client_changes(args: argparse.Namespace) -> dict[str, Any]:
-    changes = {k: getattr(args, k) for k in _CLIENT_OPTIONS if getattr(args, k) is not None}
+def _client_settings(args: argparse.Namespace) -> ClientSettings:
+    changes: dict[str, Any] = {
+        k: getattr(args, k) for k in _CLIENT_OPTIONS if getattr(args, k) is not None
+    }
     for key in ("post_logout_redirect_uris", "allowed_groups"):
         if key in changes:  # `--group ''` clears the list
             changes[key] = [value for value in changes[key] if value]
-    return changes
+    return cast(ClientSettings, changes)
 
 
 @with_services
-def cmd_clients(args: argparse.Namespace, services: Services) -> int:
-    clients, app_url = services.clients, services.settings.app_url
+async def cmd_clients(args: argparse.Namespace, services: Services) -> int:
+    admin, app_url = services.admin, services.settings.app_url
     if args.action == "add":
-        client, secret = clients.create(args.name, public=args.public, **_client_changes(args))
+        client, secret = await admin.create_client(
+            CLI, args.name, args.redirect_uris, public=args.public, **_client_settings(args)
+        )
         _print_client(client, app_url)
         if secret is not None:
             _print_secret(secret)
     elif args.action == "list":
-        for client in clients.list():
+        for client in await admin.list_clients():
             _print_client_line(client)
     elif args.action == "show":
-        _print_client(clients.get(args.client_id), app_url)
+        _print_client(await admin.get_client(args.client_id), app_url)
     elif args.action == "update":
-        changes = _client_changes(args)
-        _print_client(clients.update(args.client_id, name=args.name, **changes), app_url)
+        changes = cast(ClientChanges, dict(_client_settings(args)))
+        if args.name is not None:
+            changes["name"] = args.name
+        if args.redirect_uris is not None:
+            changes["redirect_uris"] = args.redirect_uris
+        _print_client(await admin.update_client(CLI, args.client_id, **changes), app_url)
     elif args.action == "delete":
-        clients.delete(args.client_id)
+        await admin.delete_client(CLI, args.client_id)
         print(f"deleted {args.client_id}")
     else:
-        _print_secret(clients.rotate_secret(args.client_id))
+        _print_secret(await admin.rotate_client_secret(CLI, args.client_id))
+    return 0
+
+
+@with_services
+async def cmd_api_keys(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
+    if args.action == "create":
+        key, token = await admin.create_api_key(CLI, args.name, args.scope, args.days)
+        print(token)
+        print(
+            f"API key {key.id} ({key.scope}) created; the token is shown only now",
+            file=sys.stderr,
+        )
+    elif args.action == "list":
+        now = time.time()
+        for key in await admin.list_api_keys():
+            state = (
+                "revoked"
+                if key.revoked_at is not None
+                else ("active" if key.usable(now) else "expired")
+            )
+            print(
+                f"{key.id}\t{key.name}\t{key.scope}\t{state}\t"
+                f"expires {_date(key.expires_at)}\tlast used {_date(key.last_used_at)}\t"
+                f"{key.created_by}"
+            )
+    else:
+        key = await admin.revoke_api_key(CLI, args.key_id)
+        print(f"revoked {key.id}\t{key.name}")
+    return 0
+
+
+def _date(timestamp: float | None) -> str:
+    return "never" if timestamp is None else time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+
+
+def _moment(value: str) -> float:
+    """A time for --since/--until: ISO 8601 (UTC unless an offset is given) or an age such as
+    90m, 12h, 7d (that long ago)."""
+    text = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return time.time() - int(text[:-1]) * units[text[-1]]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time: use 2026-01-31, 2026-01-31T08:00 or an age like 7d"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _audit_filters(args: argparse.Namespace) -> AuditFilters:
+    filters = AuditFilters()
+    for name in ("event", "actor", "since", "until"):
+        if getattr(args, name) is not None:
+            filters[name] = getattr(args, name)
+    if args.failed:
+        filters["success"] = False
+    return filters
+
+
+@with_services
+async def cmd_audit(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
+    if args.action == "list":
+        page = await admin.search_audit(user=args.user, limit=args.limit, **_audit_filters(args))
+        for event in page.events:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.at))
+            actor = f"{event.actor.kind}:{event.actor.name or event.actor.id}"
+            outcome = "ok" if event.success else f"failed ({event.reason})"
+            details = json.dumps(dict(event.details), sort_keys=True)
+            print(f"{when}\t{event.event}\t{outcome}\t{actor}\t{event.actor.ip or '-'}\t{details}")
+        return 0
+    lines = admin.export_audit(user=args.user, **_audit_filters(args))
+    if args.file == "-":
+        sys.stdout.writelines(lines)
+        return 0
+    count = 0
+    with open(args.file, "w", encoding="utf-8") as out:
+        for line in lines:
+            out.write(line)
+            count += 1
+    print(f"exported {count} events to {args.file}", file=sys.stderr)
     return 0
 
 
@@ -487,6 +580,31 @@ def build_parser() -> argparse.ArgumentParser:
     claim_unset = claim_actions.add_parser("unset", help="remove a custom claim")
     claim_unset.add_argument("subject", help="user:NAME or group:NAME")
     claim_unset.add_argument("claim")
+
+    api_keys = sub.add_parser("api-keys", help="API keys for the admin API")
+    api_keys.set_defaults(func=cmd_api_keys)
+    api_key_actions = api_keys.add_subparsers(dest="action", required=True)
+    api_create = api_key_actions.add_parser("create", help="create a key (prints its token once)")
+    api_create.add_argument("name")
+    api_create.add_argument("--scope", choices=("read", "write"), default="read")
+    api_create.add_argument("--days", type=float, help="expire after this many days")
+    api_key_actions.add_parser("list", help="list keys")
+    api_key_actions.add_parser("revoke", help="revoke a key").add_argument("key_id")
+
+    audit = sub.add_parser("audit", help="the audit log")
+    audit.set_defaults(func=cmd_audit)
+    audit_actions = audit.add_subparsers(dest="action", required=True)
+    audit_list = audit_actions.add_parser("list", help="show events, newest first")
+    audit_export = audit_actions.add_parser("export", help="write events as JSON lines")
+    audit_export.add_argument("file", help="output file, or - for standard output")
+    audit_list.add_argument("--limit", type=int, default=50, help="at most (default 50)")
+    for audit_parser in (audit_list, audit_export):
+        audit_parser.add_argument("--user", help="username (or a deleted user's id)")
+        audit_parser.add_argument("--event", help="event name, e.g. sign_in or user_created")
+        audit_parser.add_argument("--actor", help="actor id or name")
+        audit_parser.add_argument("--since", type=_moment, help="ISO time or age (7d, 12h)")
+        audit_parser.add_argument("--until", type=_moment, help="ISO time or age (7d, 12h)")
+        audit_parser.add_argument("--failed", action="store_true", help="failures only")
 
     keys = sub.add_parser("keys", help="ID-token signing keys")
     keys.set_defaults(func=cmd_keys)

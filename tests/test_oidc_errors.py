@@ -28,6 +28,7 @@ from joserfc.jwk import KeySet
 from starlette.types import ASGIApp
 
 from gateway.app import create_app
+from gateway.audit import CLI
 from gateway.services import Services
 from gateway.users import User
 
@@ -123,9 +124,9 @@ class Op:
         )
         return Rp(client.client_id, secret, redirect_uris[0])
 
-    def sign_in(self, user: User, age: float = 0.0, method: str = "") -> None:
+    def sign_in(self, user: User, age: float = 0.0, method: str = "passkey") -> None:
         """Give the browser a session for `user` that started `age` seconds ago, signed in by
-        `method` (unknown by default)."""
+        `method` ("" for a session from before Passgate recorded it)."""
 
         async def start() -> str:
             sessions = self.services.sessions
@@ -555,7 +556,7 @@ def test_amr_says_how_the_session_signed_in(
 
 def test_amr_is_left_out_when_the_sign_in_method_is_unknown(op: Op, alice: User) -> None:
     rp = op.client()
-    op.sign_in(alice)
+    op.sign_in(alice, method="")
     op.consent(alice, rp)
     assert "amr" not in op.id_token_claims(op.tokens(op.flow(rp))["id_token"])
 
@@ -580,7 +581,7 @@ def test_disabled_user_is_sent_to_sign_in_and_gets_no_code(op: Op, alice: User) 
     rp = op.client()
     op.sign_in(alice)
     op.consent(alice, rp)
-    asyncio.run(op.services.disable_user("alice"))
+    asyncio.run(op.services.admin.set_disabled(CLI, "alice", True))
     response = op.authorize(op.flow(rp).params())
     assert response.status_code == 303 and urlsplit(response.headers["location"]).path == "/login"
     assert not op.services.db.fetchall("SELECT code_hash FROM oauth_codes")
@@ -592,7 +593,7 @@ def test_user_disabled_after_the_code_gets_no_tokens(op: Op, alice: User) -> Non
     op.consent(alice, rp)
     flow = op.flow(rp)
     code = op.code(flow)
-    asyncio.run(op.services.disable_user("alice"))
+    asyncio.run(op.services.admin.set_disabled(CLI, "alice", True))
     assert_token_error(op.exchange(flow, code), "invalid_grant")
 
 
@@ -727,7 +728,7 @@ def test_refresh_cannot_widen_the_scope(op: Op, alice: User) -> None:
 
 def test_refresh_for_a_disabled_user_is_invalid_grant(op: Op, signed_in_flow: Flow) -> None:
     tokens = op.tokens(signed_in_flow)
-    asyncio.run(op.services.disable_user("alice"))
+    asyncio.run(op.services.admin.set_disabled(CLI, "alice", True))
     assert_token_error(refresh(op, signed_in_flow.rp, tokens["refresh_token"]), "invalid_grant")
 
 
@@ -907,7 +908,7 @@ def test_userinfo_without_a_token_asks_for_one(op: Op) -> None:
 
 def test_access_token_of_a_disabled_user_is_401(op: Op, confidential_flow: Flow) -> None:
     access = op.tokens(confidential_flow)["access_token"]
-    asyncio.run(op.services.disable_user("alice"))
+    asyncio.run(op.services.admin.set_disabled(CLI, "alice", True))
     assert op.userinfo(access).status_code == 401
 
 
