@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     )
     trust_proxy: bool = Field(
         False,
-        description="Trust X-Forwarded-* headers from the proxies in TRUSTED_PROXIES.",
+        description="On Passgate's own pages, take the client IP (audit log, rate limits) from "
+        "X-Forwarded-For sent by TRUSTED_PROXIES. Forward-auth always believes X-Forwarded-* "
+        "from TRUSTED_PROXIES only.",
     )
     trusted_proxies: str = Field(
         "127.0.0.1/32,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
