@@ -20,7 +20,7 @@ from gateway.audit import Actor, AuditFilters, AuditLog, AuditPage, DetailValue
 from gateway.current_user import CurrentUser
 from gateway.custom_claims import CustomClaims
 from gateway.decision import Outcome, decide
-from gateway.errors import InvalidInput, NotFound
+from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.login_codes import LoginCodes
 from gateway.notifications import Notifications
 from gateway.oidc_clients import ClientService, OidcClient
@@ -132,6 +132,28 @@ class Administration:
             user = self._users.get_user_by_name(name)
             self._current_user.forget(user.id)
 
+    def _is_last_admin(self, username: str) -> bool:
+        """True when `username` is the only enabled member of ADMIN_GROUP."""
+        try:
+            members = self._users.get_group(self._settings.admin_group).members
+        except NotFound:
+            return False
+        enabled = [name for name in members if not self._users.get_user_by_name(name).disabled]
+        return enabled == [username.strip().lower()]
+
+    async def _keep_an_admin(self, username: str, change: str) -> None:
+        """Refuse a change that would leave no enabled administrator (Conflict): the console
+        and the API would then be out of everyone's reach."""
+        if await run_in_threadpool(self._is_last_admin, username):
+            raise Conflict(
+                f"{username} is the last enabled administrator: {change} would leave nobody "
+                f"to run Passgate; add someone else to {self._settings.admin_group} first"
+            )
+
+    def _refuse_admin_group(self, name: str, change: str) -> None:
+        if name.strip() == self._settings.admin_group:
+            raise Conflict(f"the administrators' group (ADMIN_GROUP) cannot be {change}")
+
     # users -----------------------------------------------------------------------------------
 
     async def list_users(self) -> list[User]:
@@ -174,7 +196,9 @@ class Administration:
         groups: Sequence[str] | None = None,
     ) -> User:
         """Change the given fields (None keeps one); `groups` replaces the list. NotFound,
-        InvalidInput."""
+        InvalidInput, Conflict (it would remove the last administrator)."""
+        if groups is not None and self._settings.admin_group not in groups:
+            await self._keep_an_admin(username, "leaving the administrators' group")
         user = await run_in_threadpool(
             self._users.update_user,
             username,
@@ -194,7 +218,10 @@ class Administration:
         return user
 
     async def set_disabled(self, actor: Actor, username: str, disabled: bool) -> User:
-        """Disable (ending every session) or re-enable a user. NotFound."""
+        """Disable (ending every session) or re-enable a user. NotFound, Conflict (the last
+        administrator)."""
+        if disabled:
+            await self._keep_an_admin(username, "disabling them")
         user = await run_in_threadpool(self._users.set_disabled, username, disabled)
         if disabled:
             await self._sessions.end_all_for_user(user.id)
@@ -204,7 +231,9 @@ class Administration:
         return user
 
     async def delete_user(self, actor: Actor, username: str) -> User:
-        """Delete a user with their passkeys, groups and claims; end every session. NotFound."""
+        """Delete a user with their passkeys, groups and claims; end every session. NotFound,
+        Conflict (the last administrator)."""
+        await self._keep_an_admin(username, "deleting them")
         user = await run_in_threadpool(self._users.delete_user, username)
         await self._sessions.end_all_for_user(user.id)
         self._current_user.forget(user.id)
@@ -314,14 +343,17 @@ class Administration:
         return group
 
     async def rename_group(self, actor: Actor, name: str, new_name: str) -> Group:
-        """NotFound, InvalidInput, Conflict."""
+        """NotFound, InvalidInput, Conflict (taken, or the administrators' group)."""
+        self._refuse_admin_group(name, "renamed")
         group = await run_in_threadpool(self._users.rename_group, name, new_name)
         await run_in_threadpool(self._forget, group.members)
         await self._record("group_renamed", actor, group=group.name, old_name=name)
         return group
 
     async def delete_group(self, actor: Actor, name: str) -> Group:
-        """Delete a group (its members stay, without it). NotFound."""
+        """Delete a group (its members stay, without it). NotFound, Conflict (the
+        administrators' group)."""
+        self._refuse_admin_group(name, "deleted")
         group = await run_in_threadpool(self._users.delete_group, name)
         await run_in_threadpool(self._forget, group.members)
         await self._record("group_deleted", actor, group=group.name)
@@ -338,7 +370,9 @@ class Administration:
         return group
 
     async def remove_member(self, actor: Actor, group_name: str, username: str) -> Group:
-        """NotFound (group or user)."""
+        """NotFound (group or user), Conflict (the last administrator)."""
+        if group_name.strip() == self._settings.admin_group:
+            await self._keep_an_admin(username, "leaving the administrators' group")
         group = await run_in_threadpool(self._users.remove_member, group_name, username)
         user = await self.get_user(username)
         self._current_user.forget(user.id)

@@ -257,3 +257,44 @@ def test_access_check_for_a_user_names_the_matching_rule(
     with pytest.raises(InvalidInput):
         run(admin.check_access("ftp://media.example.com/"))
     run(services.close())
+
+
+@pytest.fixture
+def sole_admin(services: Services) -> str:
+    run(services.admin.create_group(ADMIN, "admins"))
+    run(services.admin.create_user(ADMIN, "root", groups=["admins"]))
+    return "root"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda admin: admin.set_disabled(ADMIN, "root", True),
+        lambda admin: admin.delete_user(ADMIN, "root"),
+        lambda admin: admin.remove_member(ADMIN, "admins", "root"),
+        lambda admin: admin.update_user(ADMIN, "root", groups=[]),
+        lambda admin: admin.delete_group(ADMIN, "admins"),
+        lambda admin: admin.rename_group(ADMIN, "admins", "staff"),
+    ],
+    ids=["disable", "delete", "remove-member", "update-groups", "delete-group", "rename-group"],
+)
+def test_the_last_administrator_cannot_be_locked_out(
+    services: Services, sole_admin: str, change: Any
+) -> None:
+    with pytest.raises(Conflict):
+        run(change(services.admin))
+    root = run(services.admin.get_user(sole_admin))
+    assert not root.disabled and "admins" in root.groups
+
+
+def test_an_administrator_can_go_once_another_is_enabled(
+    services: Services, sole_admin: str
+) -> None:
+    admin = services.admin
+    run(admin.create_user(ADMIN, "second", groups=["admins"]))
+    run(admin.set_disabled(ADMIN, "second", True))
+    with pytest.raises(Conflict):  # a disabled administrator does not count
+        run(admin.delete_user(ADMIN, sole_admin))
+    run(admin.set_disabled(ADMIN, "second", False))
+    run(admin.delete_user(ADMIN, sole_admin))
+    assert [u.username for u in run(admin.list_users())] == ["second"]

@@ -136,6 +136,8 @@ def test_missing_forwarded_uri_is_a_400(gateway: Services) -> None:
 
 def test_disabled_user_is_treated_as_signed_out(gateway: Services) -> None:
     async def disable() -> None:
+        # Another administrator first: the last one cannot be disabled.
+        await gateway.admin.create_user(CLI, "carol", groups=["admins"])
         await gateway.admin.set_disabled(CLI, "alice", True)
 
     asyncio.run(disable())
