@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import account_pages, enrol_pages, oidc_api, pages, webauthn_api
+from gateway import account_pages, admin_pages, enrol_pages, oidc_api, pages, webauthn_api
 from gateway.csrf import CsrfRejected
 from gateway.errors import SessionStoreUnavailable, StorageError
 from gateway.forward_auth import PATHS, ForwardAuth
@@ -142,6 +142,7 @@ def create_app(services: Services) -> PassgateApp:
         routes=[
             *pages.routes,
             *account_pages.routes,
+            *admin_pages.routes,
             *enrol_pages.routes,
             *webauthn_api.routes,
             *oidc_api.routes,
