@@ -6,14 +6,17 @@ in the durable store. Only facts go in: never a secret, token, cookie or code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, TypedDict, Unpack
 
 from gateway.db import Database
+from gateway.errors import InvalidInput
 
 ActorKind = Literal["user", "api_key", "cli", "system"]
 DetailValue = str | int | float | bool | None
@@ -45,12 +48,76 @@ class AuditEvent:
     reason: str
     details: Mapping[str, DetailValue] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The event as plain JSON data, with `time` in ISO 8601 UTC beside `at`."""
+        data = dataclasses.asdict(self)
+        data["details"] = dict(self.details)
+        data["time"] = datetime.fromtimestamp(self.at, UTC).isoformat(timespec="seconds")
+        return data
+
+
+class AuditFilters(TypedDict, total=False):
+    """What `search` and `export_jsonl` filter on; every given filter must match."""
+
+    user_id: str  # the account an event concerns
+    event: str
+    actor: str  # an actor's id or name
+    since: float  # Unix time, inclusive
+    until: float  # Unix time, exclusive
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of events, newest first; `next` is the cursor for the following page."""
+
+    events: list[AuditEvent]
+    next: str | None
+
+
+MAX_PAGE = 1000
+PRUNE_EVERY = 3600.0  # seconds between automatic retention runs in one process
+_SELECT = (
+    "SELECT id, at, event, success, actor_kind, actor_id, actor_name, ip, user_agent, user_id, "
+    "reason, details FROM audit_log"
+)
+
+
+def _event(row: tuple[Any, ...]) -> AuditEvent:
+    return AuditEvent(
+        id=str(row[0]),
+        at=float(row[1]),
+        event=str(row[2]),
+        success=bool(row[3]),
+        actor=Actor(row[4], str(row[5]), str(row[6]), str(row[7]), str(row[8])),
+        user_id=None if row[9] is None else str(row[9]),
+        reason=str(row[10]),
+        details=json.loads(row[11]),
+    )
+
+
+def _cursor(event: AuditEvent) -> str:
+    return f"{event.at!r}_{event.id}"
+
+
+def _parse_cursor(cursor: str) -> tuple[float, str]:
+    at, _, event_id = cursor.partition("_")
+    try:
+        value = float(at)
+    except ValueError:
+        raise InvalidInput("before is not a cursor from a previous page") from None
+    if not event_id or value != value:  # NaN never orders
+        raise InvalidInput("before is not a cursor from a previous page")
+    return value, event_id
+
 
 class AuditLog:
-    """Append-only record of security-relevant events."""
+    """Append-only record of security-relevant events, kept for `retention_days`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, retention_days: int = 90) -> None:
         self._db = db
+        self.retention_days = retention_days
+        self._next_prune = 0.0
 
     def record(
         self,
@@ -92,4 +159,73 @@ class AuditLog:
                 json.dumps(entry.details, sort_keys=True),
             ),
         )
+        self._prune_if_due()
         return entry
+
+    def search(
+        self, *, limit: int = 50, before: str | None = None, **filters: Unpack[AuditFilters]
+    ) -> AuditPage:
+        """Matching events newest first, at most `limit` (1-1000); `before` is the `next`
+        cursor of the previous page. InvalidInput for a bad limit or cursor."""
+        if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        where, params = self._where(filters)
+        if before is not None:
+            at, event_id = _parse_cursor(before)
+            where.append("(at < ? OR (at = ? AND id < ?))")
+            params.extend((at, at, event_id))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._db.fetchall(
+            f"{_SELECT}{clause} ORDER BY at DESC, id DESC LIMIT ?", (*params, limit + 1)
+        )
+        events = [_event(row) for row in rows[:limit]]
+        return AuditPage(events, _cursor(events[-1]) if len(rows) > limit else None)
+
+    def export_jsonl(self, **filters: Unpack[AuditFilters]) -> Iterator[str]:
+        """Every matching event as one JSON line (newline included), newest first, read a page
+        at a time so the export never holds the whole log in memory."""
+        before: str | None = None
+        while True:
+            page = self.search(limit=MAX_PAGE, before=before, **filters)
+            for event in page.events:
+                yield json.dumps(event.to_dict(), sort_keys=True) + "\n"
+            if page.next is None:
+                return
+            before = page.next
+
+    def prune(self, older_than: float) -> int:
+        """Delete events recorded before the Unix time `older_than`; return how many."""
+        return self._db.execute("DELETE FROM audit_log WHERE at < ?", (older_than,))
+
+    def prune_expired(self) -> int:
+        """Apply AUDIT_LOG_RETENTION_DAYS now; return how many events were deleted."""
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        return self.prune(time.time() - self.retention_days * 86400)
+
+    def _prune_if_due(self) -> None:
+        if time.monotonic() >= self._next_prune:
+            self.prune_expired()
+
+    @staticmethod
+    def _where(filters: AuditFilters) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if filters.get("user_id") is not None:
+            where.append("user_id = ?")
+            params.append(filters["user_id"])
+        if filters.get("event") is not None:
+            where.append("event = ?")
+            params.append(filters["event"])
+        if filters.get("actor") is not None:
+            where.append("(actor_id = ? OR actor_name = ?)")
+            params.extend((filters["actor"], filters["actor"]))
+        if filters.get("since") is not None:
+            where.append("at >= ?")
+            params.append(filters["since"])
+        if filters.get("until") is not None:
+            where.append("at < ?")
+            params.append(filters["until"])
+        if filters.get("success") is not None:
+            where.append("success = ?")
+            params.append(int(filters["success"]))
+        return where, params

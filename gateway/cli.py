@@ -10,10 +10,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 
 from gateway import __version__
+from gateway.administration import ClientChanges, ClientSettings
+from gateway.audit import CLI
 from gateway.errors import PassgateError
 from gateway.logs import configure
 from gateway.oidc_clients import OidcClient
@@ -121,88 +123,99 @@ def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok else 1
 
 
-def with_services(action: Callable[[argparse.Namespace, Services], int]) -> Callable[..., int]:
+def with_services(
+    action: Callable[[argparse.Namespace, Services], Awaitable[int]],
+) -> Callable[..., int]:
+    """Run an async command with services, closing them in the same event loop."""
+
     def run(args: argparse.Namespace, settings: Settings) -> int:
         services = build_services(settings)
-        try:
-            return action(args, services)
-        finally:
-            asyncio.run(services.close())
+
+        async def run_and_close() -> int:
+            try:
+                return await action(args, services)
+            finally:
+                await services.close()
+
+        return asyncio.run(run_and_close())
 
     return run
 
 
 @with_services
-def cmd_users(args: argparse.Namespace, services: Services) -> int:
-    users = services.users
+async def cmd_users(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
     if args.action == "add":
-        _print_user(users.create_user(args.username, args.email, args.name, tuple(args.group)))
+        _print_user(
+            await admin.create_user(CLI, args.username, args.email, args.name, tuple(args.group))
+        )
     elif args.action == "list":
-        for user in users.list_users():
+        for user in await admin.list_users():
             _print_user(user)
     elif args.action == "show":
-        _print_user(users.get_user_by_name(args.username))
+        _print_user(await admin.get_user(args.username))
     elif args.action == "update":
         groups = tuple(args.group) if args.group is not None else None
         _print_user(
-            users.update_user(
-                args.username, email=args.email, display_name=args.name, groups=groups
+            await admin.update_user(
+                CLI, args.username, email=args.email, display_name=args.name, groups=groups
             )
         )
     elif args.action in ("disable", "enable"):
-        user = asyncio.run(services.disable_user(args.username, args.action == "disable"))
-        _print_user(user)
+        _print_user(await admin.set_disabled(CLI, args.username, args.action == "disable"))
     elif args.action == "delete":
-        asyncio.run(services.delete_user(args.username))
+        await admin.delete_user(CLI, args.username)
         print(f"deleted {args.username}")
     return 0
 
 
 @with_services
-def cmd_groups(args: argparse.Namespace, services: Services) -> int:
-    users = services.users
+async def cmd_groups(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
     if args.action == "add":
-        group = users.create_group(args.name)
+        group = await admin.create_group(CLI, args.name)
     elif args.action == "list":
-        for group in users.list_groups():
+        for group in await admin.list_groups():
             print(f"{group.name}\t{','.join(group.members) or '-'}")
         return 0
     elif args.action == "rename":
-        group = users.rename_group(args.name, args.new_name)
+        group = await admin.rename_group(CLI, args.name, args.new_name)
     elif args.action == "delete":
-        group = users.delete_group(args.name)
+        group = await admin.delete_group(CLI, args.name)
         print(f"deleted {group.name}")
         return 0
     elif args.action == "add-member":
-        group = users.add_member(args.name, args.username)
+        group = await admin.add_member(CLI, args.name, args.username)
     else:
-        group = users.remove_member(args.name, args.username)
+        group = await admin.remove_member(CLI, args.name, args.username)
     print(f"{group.name}\t{','.join(group.members) or '-'}")
     return 0
 
 
 @with_services
-def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> int:
-    code = services.login_codes.issue(args.username, lifetime=args.minutes * 60)
-    print(f"{services.settings.app_url}/lc/{code}")
-    print(f"Valid once, for {args.minutes} minutes. Code: {code}", file=sys.stderr)
+async def cmd_one_time_access_token(args: argparse.Namespace, services: Services) -> int:
+    url = await services.admin.create_login_link(CLI, args.username, args.minutes)
+    print(url)
+    print(f"Valid once, for {args.minutes} minutes. Code: {url.rsplit('/', 1)[1]}", file=sys.stderr)
     return 0
 
 
 @with_services
-def cmd_claims(args: argparse.Namespace, services: Services) -> int:
-    claims = services.custom_claims
+async def cmd_claims(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
     if args.action == "set":
-        claims.set(args.subject, args.claim, args.value)
+        claims = await admin.set_claim(CLI, args.subject, args.claim, args.value)
     elif args.action == "unset":
-        claims.unset(args.subject, args.claim)
-    for claim, value in claims.list(args.subject).items():
+        claims = await admin.unset_claim(CLI, args.subject, args.claim)
+    else:
+        claims = await admin.list_claims(args.subject)
+    for claim, value in claims.items():
         print(f"{claim}\t{value}")
     return 0
 
 
 @with_services
-def cmd_keys(args: argparse.Namespace, services: Services) -> int:
+async def cmd_keys(args: argparse.Namespace, services: Services) -> int:
     if args.action == "rotate":
         for kid in services.keys.rotate():
             print(f"new signing key {kid}")
@@ -221,9 +234,9 @@ def cmd_keys(args: argparse.Namespace, services: Services) -> int:
 
 
 @with_services
-def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
-    token = services.signups.create(lifetime=args.days * 86400, usage_limit=args.uses)
-    print(f"{services.settings.app_url}/signup?token={token.token}")
+async def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
+    invite = await services.admin.create_signup_token(CLI, args.days, args.uses)
+    print(invite.url)
     if services.settings.allow_user_signups != "withToken":
         print(
             "note: ALLOW_USER_SIGNUPS is not withToken, so this link does not work yet",
@@ -234,7 +247,6 @@ def cmd_signup_token(args: argparse.Namespace, services: Services) -> int:
 
 # argparse dests that are ClientService.create/update keyword arguments of the same name
 _CLIENT_OPTIONS = (
-    "redirect_uris",
     "post_logout_redirect_uris",
     "allowed_groups",
     "pkce_required",
@@ -247,35 +259,43 @@ _CLIENT_OPTIONS = (
 )
 
 
-def _client_changes(args: argparse.Namespace) -> dict[str, Any]:
-    changes = {k: getattr(args, k) for k in _CLIENT_OPTIONS if getattr(args, k) is not None}
+def _client_settings(args: argparse.Namespace) -> ClientSettings:
+    changes: dict[str, Any] = {
+        k: getattr(args, k) for k in _CLIENT_OPTIONS if getattr(args, k) is not None
+    }
     for key in ("post_logout_redirect_uris", "allowed_groups"):
         if key in changes:  # `--group ''` clears the list
             changes[key] = [value for value in changes[key] if value]
-    return changes
+    return cast(ClientSettings, changes)
 
 
 @with_services
-def cmd_clients(args: argparse.Namespace, services: Services) -> int:
-    clients, app_url = services.clients, services.settings.app_url
+async def cmd_clients(args: argparse.Namespace, services: Services) -> int:
+    admin, app_url = services.admin, services.settings.app_url
     if args.action == "add":
-        client, secret = clients.create(args.name, public=args.public, **_client_changes(args))
+        client, secret = await admin.create_client(
+            CLI, args.name, args.redirect_uris, public=args.public, **_client_settings(args)
+        )
         _print_client(client, app_url)
         if secret is not None:
             _print_secret(secret)
     elif args.action == "list":
-        for client in clients.list():
+        for client in await admin.list_clients():
             _print_client_line(client)
     elif args.action == "show":
-        _print_client(clients.get(args.client_id), app_url)
+        _print_client(await admin.get_client(args.client_id), app_url)
     elif args.action == "update":
-        changes = _client_changes(args)
-        _print_client(clients.update(args.client_id, name=args.name, **changes), app_url)
+        changes = cast(ClientChanges, dict(_client_settings(args)))
+        if args.name is not None:
+            changes["name"] = args.name
+        if args.redirect_uris is not None:
+            changes["redirect_uris"] = args.redirect_uris
+        _print_client(await admin.update_client(CLI, args.client_id, **changes), app_url)
     elif args.action == "delete":
-        clients.delete(args.client_id)
+        await admin.delete_client(CLI, args.client_id)
         print(f"deleted {args.client_id}")
     else:
-        _print_secret(clients.rotate_secret(args.client_id))
+        _print_secret(await admin.rotate_client_secret(CLI, args.client_id))
     return 0
 
 

@@ -190,6 +190,23 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX audit_log_event ON audit_log(event, at)",
         ),
     ),
+    (
+        6,
+        "API keys",
+        (
+            """CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                token_hash TEXT NOT NULL UNIQUE,
+                created_by TEXT NOT NULL DEFAULT '',
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION,
+                last_used_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION
+            )""",
+        ),
+    ),
 )
 
 

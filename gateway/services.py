@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
-
+from gateway.administration import Administration
+from gateway.api_keys import ApiKeys
 from gateway.audit import AuditLog
 from gateway.crypto import SecretBox, load_or_create_master_key
 from gateway.current_user import CurrentUser
@@ -28,7 +28,7 @@ from gateway.sessions import Sessions, SessionStore
 from gateway.settings import Settings
 from gateway.signing_keys import SigningKeys
 from gateway.signups import SignupTokens
-from gateway.users import User, UserService
+from gateway.users import UserService
 
 
 @dataclass
@@ -53,21 +53,8 @@ class Services:
     custom_claims: CustomClaims
     oidc: OidcServer
     audit: AuditLog
-
-    async def disable_user(self, username: str, disabled: bool = True) -> User:
-        """Disable (or re-enable) a user; disabling ends every session they have."""
-        user = await run_in_threadpool(self.users.set_disabled, username, disabled)
-        if disabled:
-            await self.sessions.end_all_for_user(user.id)
-        self.current_user.forget(user.id)
-        return user
-
-    async def delete_user(self, username: str) -> User:
-        """Delete a user and end every session they have."""
-        user = await run_in_threadpool(self.users.delete_user, username)
-        await self.sessions.end_all_for_user(user.id)
-        self.current_user.forget(user.id)
-        return user
+    api_keys: ApiKeys
+    admin: Administration
 
     async def close(self) -> None:
         await self.sessions.store.close()
@@ -114,14 +101,18 @@ def build_services(settings: Settings) -> Services:
         duration=settings.session_duration * 60,
         inactivity=settings.session_inactivity * 60,
     )
+    login_codes = LoginCodes(db, users)
+    current_user = CurrentUser(sessions, users)
+    api_keys = ApiKeys(db)
+    audit = AuditLog(db, settings.audit_log_retention_days)
     return Services(
         settings=settings,
         db=db,
         secrets=box,
         users=users,
-        login_codes=LoginCodes(db, users),
+        login_codes=login_codes,
         sessions=sessions,
-        current_user=CurrentUser(sessions, users),
+        current_user=current_user,
         rules=rules,
         redirects=RedirectPolicy(
             settings.app_url, settings.cookie_domain, lambda: rules.current.domains()
@@ -136,5 +127,20 @@ def build_services(settings: Settings) -> Services:
         oauth=oauth,
         custom_claims=custom_claims,
         oidc=OidcServer(settings.app_url, clients, oauth, users, keys, custom_claims),
-        audit=AuditLog(db),
+        audit=audit,
+        api_keys=api_keys,
+        admin=Administration(
+            settings=settings,
+            users=users,
+            passkeys=passkeys,
+            sessions=sessions,
+            current_user=current_user,
+            login_codes=login_codes,
+            signups=signups,
+            custom_claims=custom_claims,
+            clients=clients,
+            api_keys=api_keys,
+            rules=rules,
+            audit=audit,
+        ),
     )

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     admin_group: str = Field(
         "admins", description="Group whose members are administrators; the first user joins it."
     )
+    audit_log_retention_days: int = Field(
+        90, ge=1, le=36500, description="Days the audit log keeps events before deleting them."
+    )
     config_file: Path | None = Field(
         None, description="YAML file with access rules (see config/rules.example.yaml)."
     )
