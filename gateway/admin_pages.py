@@ -1,18 +1,26 @@
-"""The admin console's read-only pages: the access rules with their tester, and the settings."""
+"""The admin console's read-only pages: the access rules with their "who can reach this?"
+tester, and the effective settings."""
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.admin_access import Admin, admin_only
+from gateway.admin_web import Admin, admin_only, console
+from gateway.administration import AccessCheck
+from gateway.decision import Outcome
 from gateway.errors import InvalidInput, NotFound
-from gateway.identity import Identity
-from gateway.rules_tester import Verdict, request_facts, who_can_reach
 from gateway.settings_overview import effective_settings
-from gateway.web import page, services_of
+from gateway.web import services_of
+
+SECTION_RULES = "/admin/rules"
+VERDICTS = {
+    Outcome.ALLOW: "Allowed: the request reaches the service with the user's identity.",
+    Outcome.BYPASS: "Open: the request reaches the service without anyone signing in.",
+    Outcome.LOGIN: "Sign-in required: the browser is sent to the login page first.",
+    Outcome.FORBIDDEN: "Denied: the answer is 403.",
+}
 
 
 @admin_only
@@ -22,42 +30,33 @@ async def home(request: Request, admin: Admin) -> Response:
 
 @admin_only
 async def rules(request: Request, admin: Admin) -> Response:
+    """The rules in force, and the tester: what forward-auth would answer for a URL and a user
+    (or, with no username, for someone not signed in, plus who would be let in)."""
     services = services_of(request)
     services.rules.maybe_reload()
     ruleset = services.rules.current
     query = request.query_params
-    form = {k: query.get(k, "")[:2048] for k in ("url", "username", "method", "ip")}
-    verdict: Verdict | None = None
-    error = None
-    tested_as = "someone not signed in"
+    form = {k: query.get(k, "")[:2048] for k in ("url", "username", "method")}
+    check: AccessCheck | None = None
+    error = ""
     if form["url"]:
         try:
-            facts = request_facts(form["url"], form["method"], form["ip"])
-            identity: Identity | None = None
-            if form["username"].strip():
-                user = await run_in_threadpool(
-                    services.users.get_user_by_name, form["username"].strip()
-                )
-                if user.disabled:
-                    tested_as = f"{user.username} (disabled, so treated as not signed in)"
-                else:
-                    identity = user.identity()
-                    groups = ", ".join(identity.groups) or "no groups"
-                    tested_as = f"{user.username} ({groups})"
-            verdict = who_can_reach(facts, identity, ruleset)
+            check = await services.admin.check_access(
+                form["url"], form["username"].strip() or None, form["method"].strip() or "GET"
+            )
         except (InvalidInput, NotFound) as exc:
             error = str(exc)
-    return page(
+    return console(
         request,
         "admin_rules.html",
+        SECTION_RULES,
         400 if error else 200,
-        section="/admin/rules",
         rules=ruleset.rules,
         default_policy=ruleset.default_policy,
         source=services.settings.config_file,
         form=form,
-        verdict=verdict,
-        tested_as=tested_as,
+        check=check,
+        verdict=VERDICTS[check.outcome] if check else "",
         error=error,
     )
 
@@ -65,7 +64,7 @@ async def rules(request: Request, admin: Admin) -> Response:
 @admin_only
 async def settings_overview(request: Request, admin: Admin) -> Response:
     rows = effective_settings(services_of(request).settings)
-    return page(request, "admin_settings.html", section="/admin/settings", rows=rows)
+    return console(request, "admin_settings.html", "/admin/settings", rows=rows)
 
 
 routes = [

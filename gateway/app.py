@@ -13,11 +13,23 @@ from importlib.resources import files
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import account_pages, admin_pages, enrol_pages, oidc_api, pages, webauthn_api
+from gateway import (
+    account_pages,
+    admin_audit_pages,
+    admin_client_pages,
+    admin_group_pages,
+    admin_key_pages,
+    admin_pages,
+    admin_user_pages,
+    enrol_pages,
+    oidc_api,
+    pages,
+    webauthn_api,
+)
 from gateway.csrf import CsrfRejected
 from gateway.errors import SessionStoreUnavailable, StorageError
 from gateway.forward_auth import PATHS, ForwardAuth
@@ -50,6 +62,12 @@ class PassgateApp:
         self.services = services
         self._forward_auth = ForwardAuth(services)
         self._pages = pages_app
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """Every page and API route (the forward-auth paths are answered before these)."""
+        assert isinstance(self._pages, Starlette)
+        return self._pages.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in PATHS:
@@ -143,6 +161,11 @@ def create_app(services: Services) -> PassgateApp:
             *pages.routes,
             *account_pages.routes,
             *admin_pages.routes,
+            *admin_user_pages.routes,
+            *admin_group_pages.routes,
+            *admin_client_pages.routes,
+            *admin_key_pages.routes,
+            *admin_audit_pages.routes,
             *enrol_pages.routes,
             *webauthn_api.routes,
             *oidc_api.routes,

@@ -3,6 +3,8 @@ its forms treat bad input and missing CSRF tokens."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -69,7 +71,7 @@ async def sign_in_as(
 
 
 async def csrf_token(client: httpx.AsyncClient) -> str:
-    await client.get("/account")
+    await client.get("/login/code")
     token = client.cookies.get("__Host-passgate_csrf")
     assert token
     return token
@@ -170,11 +172,18 @@ async def test_tester_says_a_user_outside_the_group_falls_through_to_the_default
     assert "Matched: <strong>default</strong>" in response.text
 
 
-async def test_tester_without_username_judges_someone_not_signed_in(live: Services) -> None:
+async def test_tester_without_username_judges_someone_not_signed_in_and_lists_who_gets_in(
+    live: Services,
+) -> None:
+    live.users.create_group("family")
+    live.users.create_user("bob", groups=("family",))
+    live.users.create_user("carol")
     async with await admin_client(live) as client:
         response = await client.get("/admin/rules", params={"url": "https://photos.example.com/"})
     assert "<strong>LOGIN</strong>" in response.text
     assert "as someone not signed in" in response.text
+    let_in = response.text[response.text.index('id="allowed-users"') :].split("</p>")[0]
+    assert ">bob</a>" in let_in and "carol" not in let_in and "alice" not in let_in
 
 
 async def test_tester_treats_a_disabled_user_as_not_signed_in(live: Services) -> None:
@@ -186,7 +195,6 @@ async def test_tester_treats_a_disabled_user_as_not_signed_in(live: Services) ->
             "/admin/rules", params={"url": "https://photos.example.com/", "username": "dave"}
         )
     assert "<strong>LOGIN</strong>" in response.text
-    assert "disabled" in response.text
 
 
 async def test_tester_names_an_unknown_user_and_keeps_the_input(live: Services) -> None:
@@ -203,7 +211,7 @@ async def test_tester_refuses_a_url_without_a_host(live: Services) -> None:
     async with await admin_client(live) as client:
         response = await client.get("/admin/rules", params={"url": "photos.example.com"})
     assert response.status_code == 400
-    assert "enter a full URL" in response.text
+    assert "must be an absolute http(s) URL" in response.text
 
 
 # --- settings overview ------------------------------------------------------------------------
@@ -223,4 +231,257 @@ async def test_settings_page_masks_every_secret(live: Services) -> None:
     assert "redis-pass-5c1e7" not in text
     assert "pg-pass-3a" not in text
     assert "redis://:••••••••@127.0.0.1:1/0" in text
-    assert "<code>APP_URL</code>" in text and "https://auth.example.com" in text
+    assert ">APP_URL</code>" in text and "https://auth.example.com" in text
+
+
+# --- forms: CSRF, validation, nothing lost ----------------------------------------------------
+
+
+async def post(
+    client: httpx.AsyncClient, path: str, data: dict[str, str] | list[tuple[str, str]]
+) -> httpx.Response:
+    """A console form POST as the browser sends it: the CSRF token and our own Origin."""
+    fields: dict[str, list[str]] = {"csrf_token": [await csrf_token(client)]}
+    for name, value in data.items() if isinstance(data, dict) else data:
+        fields.setdefault(name, []).append(value)
+    return await client.post(path, data=fields, headers={"origin": ORIGIN})
+
+
+async def test_form_without_csrf_token_is_refused_and_changes_nothing(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await client.post(
+            "/admin/users", data={"username": "bob"}, headers={"origin": ORIGIN}
+        )
+    assert response.status_code == 403
+    assert "bob" not in [u.username for u in live_sql.users.list_users()]
+
+
+async def test_form_from_another_site_is_refused_even_with_the_token(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        token = await csrf_token(client)
+        response = await client.post(
+            "/admin/groups",
+            data={"csrf_token": token, "name": "family"},
+            headers={"origin": "https://evil.example.net"},
+        )
+    assert response.status_code == 403
+    assert [g.name for g in live_sql.users.list_groups()] == ["admins"]
+
+
+async def test_creating_a_user_with_a_bad_name_says_why_and_keeps_the_input(
+    live_sql: Services,
+) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await post(
+            client,
+            "/admin/users",
+            [("username", "Bob Smith!"), ("display_name", "Bob S"), ("email", "bob@example.com"),
+             ("groups", "admins")],
+        )  # fmt: skip
+    assert response.status_code == 400
+    assert 'id="form-error"' in response.text
+    assert 'value="Bob Smith!"' in response.text and 'value="bob@example.com"' in response.text
+    assert 'value="admins" checked' in response.text
+
+
+async def test_creating_a_user_whose_name_is_taken_answers_409(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await post(client, "/admin/users", {"username": "alice"})
+    assert response.status_code == 409
+    assert "already exists" in response.text
+
+
+async def test_created_user_is_recorded_with_the_admin_ip_and_browser(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await post(
+            client, "/admin/users", {"username": "bob", "email": "bob@example.com"}
+        )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/users/bob?notice=")
+    (event,) = live_sql.audit.search(event="user_created").events
+    assert (event.actor.kind, event.actor.name, event.actor.ip) == ("user", "alice", "203.0.113.9")
+    assert event.actor.user_agent.startswith("python-httpx")
+
+
+async def test_adding_an_unknown_member_answers_404_on_the_group_page(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await post(client, "/admin/groups/admins/members/add", {"username": "ghost"})
+    assert response.status_code == 404
+    assert "ghost" in response.text and "<h1>admins</h1>" in response.text
+
+
+async def test_deleting_a_user_asks_for_the_username_first(live_sql: Services) -> None:
+    live_sql.users.create_user("bob")
+    async with await admin_client(live_sql) as client:
+        asked = await post(client, "/admin/users/bob/delete", {})
+        wrong = await post(client, "/admin/users/bob/delete", {"confirm": "bobby"})
+        assert "bob" in [u.username for u in live_sql.users.list_users()]
+        deleted = await post(client, "/admin/users/bob/delete", {"confirm": "bob"})
+    assert asked.status_code == 200 and 'id="confirm-delete"' in asked.text
+    assert wrong.status_code == 400 and "type the username exactly" in wrong.text
+    assert deleted.status_code == 303
+    assert "bob" not in [u.username for u in live_sql.users.list_users()]
+
+
+async def test_login_link_is_shown_once_and_not_recorded(live_sql: Services) -> None:
+    live_sql.users.create_user("bob")
+    async with await admin_client(live_sql) as client:
+        created = await post(client, "/admin/users/bob/login-link", {"minutes": "30"})
+        later = await client.get("/admin/users/bob")
+    link = re.search(r"https://auth\.example\.com/lc/[\w-]+", created.text)
+    assert created.status_code == 200 and link is not None
+    assert link.group(0) not in later.text
+    (event,) = live_sql.audit.search(event="login_link_created").events
+    assert link.group(0).rsplit("/", 1)[1] not in str(event.details)
+
+
+async def test_login_link_minutes_out_of_range_keep_the_input(live_sql: Services) -> None:
+    live_sql.users.create_user("bob")
+    async with await admin_client(live_sql) as client:
+        response = await post(client, "/admin/users/bob/login-link", {"minutes": "99999"})
+    assert response.status_code == 400
+    assert 'value="99999"' in response.text
+
+
+async def test_client_with_a_bad_callback_keeps_every_field(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await post(
+            client,
+            "/admin/clients",
+            [("name", "Memos"), ("redirect_uris", "ftp://memos.example.com/cb"),
+             ("allowed_groups", "admins"), ("refresh_tokens", "on"),
+             ("id_token_alg", "ES256"), ("access_token_lifetime", "600"),
+             ("refresh_token_lifetime", "86400")],
+        )  # fmt: skip
+    assert response.status_code == 400
+    text = response.text
+    assert 'value="Memos"' in text and "ftp://memos.example.com/cb</textarea>" in text
+    assert 'value="admins" checked' in text and "<option selected>ES256</option>" in text
+    assert 'name="refresh_tokens" checked' in text and 'value="600"' in text
+    assert live_sql.clients.list() == []
+
+
+async def test_client_lifetime_that_is_not_a_number_is_refused(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await post(
+            client,
+            "/admin/clients",
+            {"name": "Memos", "redirect_uris": "https://memos.example.com/cb",
+             "access_token_lifetime": "an hour", "refresh_token_lifetime": "86400"},
+        )  # fmt: skip
+    assert response.status_code == 400
+    assert "whole number of seconds" in response.text
+
+
+async def test_client_secret_is_shown_once_with_the_values_to_paste(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        created = await post(
+            client,
+            "/admin/clients",
+            {"name": "Memos", "redirect_uris": "https://memos.example.com/cb",
+             "access_token_lifetime": "3600", "refresh_token_lifetime": "86400"},
+        )  # fmt: skip
+        (made,) = live_sql.clients.list()
+        secret = re.search(r'id="client-secret-value">([^<]+)<', created.text)
+        later = await client.get(f"/admin/clients/{made.client_id}")
+    assert created.status_code == 200 and secret is not None
+    assert secret.group(1) not in later.text
+    for value in (
+        "https://auth.example.com/.well-known/openid-configuration",
+        "https://auth.example.com/api/oidc/token",
+        made.client_id,
+    ):
+        assert value in later.text
+
+
+async def test_api_key_token_is_shown_once(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        created = await post(
+            client, "/admin/api-keys", {"name": "backup", "scope": "read", "days": "30"}
+        )
+        later = await client.get("/admin/api-keys")
+    token = re.search(r"<code>(pgk_[^<]+)</code>", created.text)
+    assert created.status_code == 200 and token is not None
+    assert token.group(1) not in later.text and "backup" in later.text
+
+
+async def test_api_key_with_bad_days_keeps_the_name(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await post(client, "/admin/api-keys", {"name": "backup", "days": "soon"})
+    assert response.status_code == 400
+    assert 'value="backup"' in response.text
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+
+async def test_audit_log_filters_by_user_and_pages_newest_first(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        for n in range(55):
+            assert (await post(client, "/admin/groups", {"name": f"g{n:02d}"})).status_code == 303
+        await post(client, "/admin/users", {"username": "bob"})
+        first = await client.get("/admin/audit", params={"event": "group_created"})
+        older = re.search(r'href="([^"]+)" id="audit-older"', first.text)
+        assert older is not None
+        second = await client.get(older.group(1).replace("&amp;", "&"))
+        bob = await client.get("/admin/audit", params={"user": "bob"})
+    assert first.text.count(">group_created</code>") == 50
+    assert first.text.index("g54") < first.text.index("g53")  # newest first
+    assert second.text.count(">group_created</code>") == 5
+    assert "g00" in second.text and 'id="audit-older"' not in second.text
+    assert bob.text.count(">user_created</code>") == 1 and "group_created" not in bob.text
+
+
+async def test_audit_export_downloads_the_selection_as_json_lines(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        await post(client, "/admin/groups", {"name": "family"})
+        await post(client, "/admin/users", {"username": "bob"})
+        response = await client.get("/admin/audit/export.jsonl", params={"event": "user_created"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    assert "attachment" in response.headers["content-disposition"]
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [line["event"] for line in lines] == ["user_created"]
+    assert lines[0]["actor"]["name"] == "alice"
+
+
+async def test_audit_filter_with_a_bad_time_says_so_and_keeps_the_filters(
+    live_sql: Services,
+) -> None:
+    async with await admin_client(live_sql) as client:
+        response = await client.get("/admin/audit", params={"user": "bob", "since": "yesterday"})
+    assert response.status_code == 400
+    assert "From must be a date" in response.text and 'value="bob"' in response.text
+
+
+# --- the account page's recent activity --------------------------------------------------------
+
+
+async def test_account_page_shows_the_users_own_recent_activity(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        await post(client, "/admin/users", {"username": "bob"})
+        await post(client, "/admin/users/bob/claims/set", {"claim": "team", "value": "blue"})
+    async with client_for(live_sql) as client:
+        bob = live_sql.users.get_user_by_name("bob")
+        cookie, _ = await live_sql.sessions.start(bob.id, "203.0.113.7", "test")
+        client.cookies.set(live_sql.settings.cookie_name, cookie, domain="auth.example.com")
+        text = (await client.get("/account")).text
+    activity = text[text.index('id="activity"') :]
+    assert "<code>claim_set</code>" in activity and "<code>user_created</code>" in activity
+    assert "by alice" in activity
+    assert activity.index("claim_set") < activity.index("user_created")  # newest first
+
+
+async def test_editing_a_user_into_a_bad_email_keeps_every_field(live_sql: Services) -> None:
+    live_sql.users.create_group("family")
+    live_sql.users.create_user("bob", "bob@example.com", "Bob")
+    async with await admin_client(live_sql) as client:
+        response = await post(
+            client,
+            "/admin/users/bob/edit",
+            [("display_name", "Robert"), ("email", "not-an-email"), ("groups", "family")],
+        )
+    assert response.status_code == 400
+    assert 'value="Robert"' in response.text and 'value="not-an-email"' in response.text
+    assert 'value="family" checked' in response.text
+    assert live_sql.users.get_user_by_name("bob").display_name == "Bob"
