@@ -46,9 +46,11 @@ async def live(make_settings: Callable[..., Settings], tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
-async def live_sql(make_settings: Callable[..., Settings]) -> AsyncIterator[Services]:
-    """Sessions in the database, so no Redis is needed for pages that sign people in."""
-    built = build_services(make_settings(db_provider="sqlite"))
+async def live_sql(
+    make_settings: Callable[..., Settings], storage_env: dict[str, str]
+) -> AsyncIterator[Services]:
+    """On SQLite and on PostgreSQL, with sessions in the database."""
+    built = build_services(make_settings(**storage_env))
     yield built
     await built.close()
 
