@@ -487,3 +487,101 @@ async def test_editing_a_user_into_a_bad_email_keeps_every_field(live_sql: Servi
     assert 'value="Robert"' in response.text and 'value="not-an-email"' in response.text
     assert 'value="family" checked' in response.text
     assert live_sql.users.get_user_by_name("bob").display_name == "Bob"
+
+
+# --- the other changes, end to end through the console ----------------------------------------
+
+
+async def test_disabling_a_user_ends_their_sessions_and_enabling_lets_them_back(
+    live_sql: Services,
+) -> None:
+    bob = live_sql.users.create_user("bob")
+    cookie, _ = await live_sql.sessions.start(bob.id, "203.0.113.7", "bob's phone")
+    async with await admin_client(live_sql) as client:
+        disabled = await post(client, "/admin/users/bob/disable", {"disabled": "yes"})
+        assert live_sql.users.get_user_by_name("bob").disabled
+        assert await live_sql.sessions.list_for_user(bob.id) == []
+        assert await live_sql.sessions.resolve(cookie) is None
+        enabled = await post(client, "/admin/users/bob/disable", {"disabled": "no"})
+    assert disabled.status_code == enabled.status_code == 303
+    assert not live_sql.users.get_user_by_name("bob").disabled
+
+
+async def test_admin_signs_a_user_out_of_one_session(live_sql: Services) -> None:
+    bob = live_sql.users.create_user("bob")
+    _, phone = await live_sql.sessions.start(bob.id, "203.0.113.7", "phone")
+    _, laptop = await live_sql.sessions.start(bob.id, "203.0.113.8", "laptop")
+    async with await admin_client(live_sql) as client:
+        page = await client.get("/admin/users/bob")
+        assert "phone" in page.text and "laptop" in page.text
+        response = await post(client, "/admin/users/bob/sessions/end", {"key": phone.key})
+    assert response.status_code == 303
+    assert [s.key for s in await live_sql.sessions.list_for_user(bob.id)] == [laptop.key]
+
+
+async def test_renaming_a_group_keeps_its_members(live_sql: Services) -> None:
+    live_sql.users.create_group("family")
+    live_sql.users.create_user("bob", groups=("family",))
+    async with await admin_client(live_sql) as client:
+        response = await post(client, "/admin/groups/family/rename", {"new_name": "kin"})
+    assert response.headers["location"].startswith("/admin/groups/kin?notice=")
+    assert live_sql.users.get_group("kin").members == ("bob",)
+
+
+async def test_renaming_a_group_onto_a_taken_name_answers_409_and_keeps_the_input(
+    live_sql: Services,
+) -> None:
+    live_sql.users.create_group("family")
+    async with await admin_client(live_sql) as client:
+        response = await post(client, "/admin/groups/family/rename", {"new_name": "admins"})
+    assert response.status_code == 409
+    assert 'id="new_name" name="new_name" value="admins"' in response.text
+
+
+async def test_rotating_a_client_secret_shows_the_new_secret_once(live_sql: Services) -> None:
+    made, old_secret = live_sql.clients.create("Memos", ["https://memos.example.com/cb"])
+    async with await admin_client(live_sql) as client:
+        response = await post(client, f"/admin/clients/{made.client_id}/rotate-secret", {})
+    secret = re.search(r'id="client-secret-value">([^<]+)<', response.text)
+    assert response.status_code == 200 and secret is not None
+    assert secret.group(1) != old_secret
+    (event,) = live_sql.audit.search(event="client_secret_rotated").events
+    assert secret.group(1) not in json.dumps(event.to_dict())
+
+
+async def test_deleting_a_client_asks_for_its_name_first(live_sql: Services) -> None:
+    made, _ = live_sql.clients.create("Memos", ["https://memos.example.com/cb"])
+    path = f"/admin/clients/{made.client_id}/delete"
+    async with await admin_client(live_sql) as client:
+        asked = await post(client, path, {})
+        assert live_sql.clients.list() != []
+        deleted = await post(client, path, {"confirm": "Memos"})
+    assert asked.status_code == 200 and 'id="confirm-delete"' in asked.text
+    assert deleted.status_code == 303 and live_sql.clients.list() == []
+
+
+async def test_editing_a_client_changes_its_settings(live_sql: Services) -> None:
+    made, _ = live_sql.clients.create("Memos", ["https://memos.example.com/cb"])
+    async with await admin_client(live_sql) as client:
+        response = await post(
+            client,
+            f"/admin/clients/{made.client_id}/edit",
+            [("name", "Memos 2"), ("redirect_uris", "https://memos.example.com/a\nhttps://memos.example.com/b"),
+             ("allowed_groups", "admins"), ("pkce_required", "on"), ("id_token_alg", "ES256"),
+             ("access_token_lifetime", "600"), ("refresh_token_lifetime", "86400")],
+        )  # fmt: skip
+    assert response.status_code == 303
+    changed = live_sql.clients.get(made.client_id)
+    assert changed.name == "Memos 2" and len(changed.redirect_uris) == 2
+    assert changed.allowed_groups == ("admins",) and changed.pkce_required
+    assert (changed.id_token_alg, changed.access_token_lifetime) == ("ES256", 600)
+
+
+async def test_revoking_an_api_key_shows_it_revoked(live_sql: Services) -> None:
+    async with await admin_client(live_sql) as client:
+        await post(client, "/admin/api-keys", {"name": "backup", "scope": "write", "days": ""})
+        (key,) = await live_sql.admin.list_api_keys()
+        response = await post(client, "/admin/api-keys/revoke", {"id": key.id})
+        listing = await client.get("/admin/api-keys")
+    assert response.status_code == 303
+    assert '<span class="badge failed">revoked</span>' in listing.text
