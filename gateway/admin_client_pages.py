@@ -25,7 +25,7 @@ ALGORITHMS = ("RS256", "ES256")
 
 
 def _path(client_id: str) -> str:
-    return f"{SECTION}/{quote(client_id)}"
+    return f"{SECTION}/{quote(client_id, safe='')}"
 
 
 def _lines(text: str) -> list[str]:

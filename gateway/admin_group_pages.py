@@ -20,7 +20,7 @@ SECTION = "/admin/groups"
 
 
 def _path(name: str) -> str:
-    return f"{SECTION}/{quote(name)}"
+    return f"{SECTION}/{quote(name, safe='')}"
 
 
 async def _groups_page(

@@ -155,7 +155,7 @@ def user_change(change: UserChange) -> Callable[[Request], Awaitable[Response]]:
 
 
 def _path(username: str) -> str:
-    return f"{SECTION}/{quote(username)}"
+    return f"{SECTION}/{quote(username, safe='')}"
 
 
 @user_change
