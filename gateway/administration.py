@@ -255,7 +255,7 @@ class Administration:
         NotFound, InvalidInput."""
         low, high = LOGIN_LINK_MINUTES
         if isinstance(minutes, bool) or not low <= minutes <= high:
-            raise InvalidInput(f"minutes must be between {low} and {high}")
+            raise InvalidInput(f"minutes must be between {low} and {high}", "minutes")
         user = await self.get_user(username)
         code = await run_in_threadpool(self._login_codes.issue, user.username, minutes * 60.0)
         await self._record(
@@ -268,9 +268,11 @@ class Administration:
     ) -> SignupInvite:
         """A signup link for `uses` signups within `days`. InvalidInput."""
         if not 0 < days <= SIGNUP_TOKEN_MAX_DAYS:
-            raise InvalidInput(f"days must be more than 0 and at most {SIGNUP_TOKEN_MAX_DAYS}")
+            raise InvalidInput(
+                f"days must be more than 0 and at most {SIGNUP_TOKEN_MAX_DAYS}", "days"
+            )
         if isinstance(uses, bool) or not 1 <= uses <= SIGNUP_TOKEN_MAX_USES:
-            raise InvalidInput(f"uses must be between 1 and {SIGNUP_TOKEN_MAX_USES}")
+            raise InvalidInput(f"uses must be between 1 and {SIGNUP_TOKEN_MAX_USES}", "uses")
         token = await run_in_threadpool(self._signups.create, days * 86400, uses)
         await self._record("signup_token_created", actor, days=days, uses=uses)
         return SignupInvite(
@@ -519,12 +521,12 @@ def _facts(url: str, method: str) -> RequestFacts:
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise InvalidInput(f"url {url!r} has an invalid port") from None
+        raise InvalidInput(f"url {url!r} has an invalid port", "url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"url {url!r} must be an absolute http(s) URL")
+        raise InvalidInput(f"url {url!r} must be an absolute http(s) URL", "url")
     verb = method.strip().upper()
     if not verb.isalpha() or len(verb) > 16:
-        raise InvalidInput(f"method {method!r} is not an HTTP method")
+        raise InvalidInput(f"method {method!r} is not an HTTP method", "method")
     return RequestFacts(
         method=verb,
         scheme=parts.scheme,

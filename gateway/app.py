@@ -11,14 +11,16 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import (
     account_pages,
+    admin_api,
     admin_audit_pages,
     admin_client_pages,
     admin_group_pages,
@@ -31,9 +33,19 @@ from gateway import (
     webauthn_api,
 )
 from gateway.csrf import CsrfRejected
-from gateway.errors import SessionStoreUnavailable, StorageError
+from gateway.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RequestInvalid,
+    SessionStoreUnavailable,
+    StorageError,
+    Unauthenticated,
+)
 from gateway.forward_auth import PATHS, ForwardAuth
 from gateway.health import healthz, readyz
+from gateway.oidc_clients import ReadOnlyClient
 from gateway.rate_limit import RateLimited
 from gateway.services import Services
 from gateway.templating import render
@@ -58,16 +70,11 @@ class PassgateApp:
     """Routes the forward-auth paths to the bare ASGI handler and everything else to Starlette
     (with security headers added to its responses)."""
 
-    def __init__(self, services: Services, pages_app: ASGIApp) -> None:
+    def __init__(self, services: Services, pages_app: Starlette) -> None:
         self.services = services
         self._forward_auth = ForwardAuth(services)
-        self._pages = pages_app
-
-    @property
-    def routes(self) -> list[BaseRoute]:
-        """Every page and API route (the forward-auth paths are answered before these)."""
-        assert isinstance(self._pages, Starlette)
-        return self._pages.routes
+        self._pages: ASGIApp = pages_app
+        self.routes = pages_app.routes  # the route table, for tests that walk every route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in PATHS:
@@ -116,10 +123,16 @@ def _error_page(
     text: str,
     link: str | None = None,
     code: str = "server_error",
+    fields: dict[str, str] | None = None,
 ) -> Response:
-    """The one place errors become responses: a page for browsers, JSON for everything else."""
-    if "text/html" not in request.headers.get("accept", ""):
-        return JSONResponse({"error": code, "error_description": text}, status)
+    """The one place errors become responses: a page for browsers, JSON for everything else
+    (always JSON for the admin API, whose errors may carry `fields`)."""
+    is_api = request.url.path.startswith(admin_api.PREFIX)
+    if is_api or "text/html" not in request.headers.get("accept", ""):
+        data: dict[str, object] = {"error": code, "error_description": text}
+        if fields is not None:
+            data["fields"] = fields
+        return JSONResponse(data, status)
     services: Services = request.app.state.services
     body = render(
         "message.html",
@@ -147,11 +160,42 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return _error_page(request, 404, "Not found", "There is no page at this address.")
 
 
+async def _unauthenticated(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Unauthenticated)
+    response = _error_page(request, 401, "Sign in", str(exc), "/login", "unauthorized")
+    response.headers["WWW-Authenticate"] = exc.challenge
+    return response
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Forbidden)
+    return _error_page(request, 403, "Not allowed", str(exc), "/account", exc.code)
+
+
+async def _missing(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 404, "Not found", str(exc), "/account", "not_found")
+
+
+async def _conflict(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 409, "Conflict", str(exc), "/account", "conflict")
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidInput)
+    if isinstance(exc, RequestInvalid):
+        fields = exc.fields
+    else:
+        fields = {exc.field: str(exc)} if exc.field else {}
+    status = 400 if isinstance(exc, RequestInvalid) and exc.unparseable else 422
+    return _error_page(request, status, "Invalid input", str(exc), None, "invalid_request", fields)
+
+
 def create_app(services: Services) -> PassgateApp:
     """Build the ASGI app around ready services; closes them on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(services.audit.prune_expired)  # AUDIT_LOG_RETENTION_DAYS
         yield
         await services.close()
 
@@ -169,6 +213,7 @@ def create_app(services: Services) -> PassgateApp:
             *enrol_pages.routes,
             *webauthn_api.routes,
             *oidc_api.routes,
+            *admin_api.routes,
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/", lambda request: RedirectResponse("/account", 303)),
@@ -180,6 +225,12 @@ def create_app(services: Services) -> PassgateApp:
             CsrfRejected: _csrf_rejected,
             RateLimited: _rate_limited,
             StorageError: _storage_failed,
+            Unauthenticated: _unauthenticated,
+            Forbidden: _forbidden,
+            NotFound: _missing,
+            Conflict: _conflict,
+            ReadOnlyClient: _conflict,
+            InvalidInput: _invalid,
             404: _not_found,
         },
         lifespan=lifespan,

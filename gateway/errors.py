@@ -28,7 +28,12 @@ class Conflict(PassgateError):
 
 
 class InvalidInput(PassgateError):
-    """A value given to the service layer is not acceptable; the message says why."""
+    """A value given to the service layer is not acceptable; the message says why and `field`,
+    when known, names the input (so an API can point at it)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class LoginCodeRejected(PassgateError):
@@ -37,3 +42,29 @@ class LoginCodeRejected(PassgateError):
 
 class DecryptionFailed(PassgateError):
     """A secret at rest could not be decrypted: wrong ENCRYPTION_KEY or tampered data."""
+
+
+class Unauthenticated(PassgateError):
+    """No usable credentials: no API key or admin session, or a wrong, expired or revoked key.
+    `challenge` is the WWW-Authenticate value to answer with."""
+
+    def __init__(self, message: str, challenge: str = 'Bearer realm="passgate"') -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class Forbidden(PassgateError):
+    """Known caller, not allowed: not an admin, or a read-only key asked to change something."""
+
+    def __init__(self, message: str, code: str = "forbidden") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RequestInvalid(InvalidInput):
+    """A request body or query failed validation; `fields` maps each bad field to why."""
+
+    def __init__(self, message: str, fields: dict[str, str], unparseable: bool = False) -> None:
+        super().__init__(message)
+        self.fields = fields
+        self.unparseable = unparseable  # not JSON at all: 400 rather than 422

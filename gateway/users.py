@@ -43,7 +43,8 @@ def validate_username(username: str) -> str:
     name = username.strip().lower()
     if not _USERNAME.match(name):
         raise InvalidInput(
-            f"username {username!r} must be 1-64 characters: lower-case letters, digits, . _ -"
+            f"username {username!r} must be 1-64 characters: lower-case letters, digits, . _ -",
+            "username",
         )
     return name
 
@@ -51,7 +52,7 @@ def validate_username(username: str) -> str:
 def validate_email(email: str) -> str:
     value = email.strip()
     if value and not _EMAIL.match(value):
-        raise InvalidInput(f"email {email!r} is not an email address")
+        raise InvalidInput(f"email {email!r} is not an email address", "email")
     return value
 
 

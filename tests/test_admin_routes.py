@@ -64,11 +64,12 @@ async def call(client: httpx.AsyncClient, method: str, path: str, token: str) ->
     return await client.request(method, concrete(path))
 
 
-async def test_the_router_walk_finds_the_console_pages_and_forms(live: Services) -> None:
+async def test_the_router_walk_finds_the_console_and_the_admin_api(live: Services) -> None:
     found = set(admin_routes(live))
     assert ("GET", "/admin/users") in found
     assert ("POST", "/admin/users/{username}/delete") in found
     assert ("HEAD", "/admin/audit") in found
+    assert any(path.startswith("/api/admin") for _, path in found)
 
 
 async def test_signed_in_non_admin_gets_403_on_every_admin_route(live: Services) -> None:
