@@ -91,3 +91,20 @@ async def test_anonymous_caller_never_gets_2xx_from_an_admin_route(live: Service
         answers = {(m, p): (await call(client, m, p, token)).status_code for m, p in routes}
     assert {route: status for route, status in answers.items() if 200 <= status < 300} == {}
     assert live.users.get_user_by_name("victim").disabled is False
+
+
+async def test_every_console_page_renders_for_an_admin_without_inline_script_or_style(
+    live: Services,
+) -> None:
+    live.clients.create("victim", ["https://victim.example.com/cb"], client_id="victim")
+    live.users.create_group("victim")
+    pages = [p for m, p in admin_routes(live) if m == "GET" and not p.startswith("/api/")]
+    async with client_for(live) as client:
+        await sign_in_as(live, client, "alice", ("admins",))
+        for path in pages:
+            response = await client.get(concrete(path), follow_redirects=True)
+            assert response.status_code == 200, path
+            if response.headers["content-type"].startswith("text/html"):
+                text = response.text
+                assert "<script" not in text and "<style" not in text, path
+                assert " style=" not in text and " on" + "click=" not in text, path
