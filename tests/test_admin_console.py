@@ -585,3 +585,23 @@ async def test_revoking_an_api_key_shows_it_revoked(live_sql: Services) -> None:
         listing = await client.get("/admin/api-keys")
     assert response.status_code == 303
     assert '<span class="badge failed">revoked</span>' in listing.text
+
+
+async def test_a_client_declared_in_the_config_file_is_read_only_in_the_console(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "clients:\n  - client_id: grafana\n    name: Grafana\n    public: true\n"
+        "    redirect_uris: https://grafana.example.com/login/generic_oauth\n"
+    )
+    services = build_services(make_settings(db_provider="sqlite", config_file=str(config)))
+    try:
+        async with await admin_client(services) as client:
+            page = await client.get("/admin/clients/grafana")
+            refused = await post(client, "/admin/clients/grafana/delete", {"confirm": "Grafana"})
+        assert 'id="client-edit"' not in page.text and "declared in the config file" in page.text
+        assert refused.status_code == 409
+        assert services.clients.get("grafana").name == "Grafana"
+    finally:
+        await services.close()
