@@ -1,390 +1,52 @@
-"""The admin JSON API under /api/admin: the administration layer over HTTP, plus its OpenAPI
-document at /api/openapi.json, generated from the operation table and the pydantic models below.
-
-Callers authenticate with `Authorization: Bearer <API key>` (read keys may only GET) or with a
-signed-in admin's session cookie; cookie callers pass the CSRF token in `X-CSRF-Token` on every
-change. Errors are raised as types and turned into JSON in one place (gateway.app).
-"""
+"""The admin JSON API under /api/admin: the administration layer (gateway.administration) over
+HTTP, one small handler per operation. Authentication, validation and output live in
+gateway.admin_operations; the models in gateway.admin_models; the OpenAPI document (served at
+/api/openapi.json) in gateway.openapi."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-)
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway import __version__
-from gateway.administration import AccessCheck, Administration, ClientChanges, ClientSettings
+from gateway import admin_operations
+from gateway.admin_models import (
+    AccessQuery,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    AuditFilter,
+    AuditPageOut,
+    AuditQuery,
+    ClaimValue,
+    ClientCreate,
+    ClientCreated,
+    ClientOut,
+    ClientSecret,
+    ClientUpdate,
+    GroupCreate,
+    GroupRename,
+    LoginLink,
+    LoginLinkCreate,
+    PasskeyOut,
+    SessionsEnded,
+    SignupLink,
+    SignupTokenCreate,
+    UserCreate,
+    UserUpdate,
+)
+from gateway.admin_operations import OPERATIONS, Call, operation
+from gateway.administration import AccessCheck
 from gateway.api_keys import ApiKey
-from gateway.audit import Actor, AuditEvent, AuditFilters
-from gateway.csrf import CsrfRejected, verify
-from gateway.errors import Forbidden, RequestInvalid, Unauthenticated
-from gateway.oidc_clients import OidcClient
-from gateway.passkeys import Passkey
+from gateway.audit import AuditEvent
+from gateway.openapi import openapi_document
 from gateway.sessions import SessionRecord
 from gateway.users import Group, User
-from gateway.web import client_address, services_of, signed_in
+from gateway.web import services_of
 
-PREFIX = "/api/admin"
-READ_METHODS = frozenset({"GET", "HEAD"})
-M = TypeVar("M", bound=BaseModel)
-
-
-def _plain_text(value: str) -> str:
-    """Strings must be storable as they are: no NUL, no lone surrogates."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_plain_text)]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-# request models --------------------------------------------------------------------------------
-
-
-class UserCreate(Body):
-    username: Text = Field(description="1-64 characters: lower-case letters, digits, . _ -")
-    email: Text = ""
-    display_name: Text = ""
-    groups: list[Text] = []
-
-
-class UserUpdate(Body):
-    """Fields left out stay as they are; `groups` replaces the list; `disabled` ends every
-    session of the user when true."""
-
-    email: Text | None = None
-    display_name: Text | None = None
-    groups: list[Text] | None = None
-    disabled: bool | None = None
-
-
-class LoginLinkCreate(Body):
-    minutes: int = Field(60, ge=1, le=1440, description="How long the link stays valid.")
-
-
-class SignupTokenCreate(Body):
-    days: float = Field(7.0, gt=0, le=365)
-    uses: int = Field(1, ge=1, le=1000)
-
-
-class GroupCreate(Body):
-    name: Text
-
-
-class GroupRename(Body):
-    name: Text = Field(description="The new name.")
-
-
-class ClaimValue(Body):
-    value: Text = Field(max_length=1000)
-
-
-class ClientFields(Body):
-    post_logout_redirect_uris: list[Text] | None = None
-    allowed_groups: list[Text] | None = Field(None, description="Empty: every user may sign in.")
-    pkce_required: bool | None = None
-    wildcard_callbacks: bool | None = None
-    id_token_alg: Literal["RS256", "ES256"] | None = None
-    access_token_lifetime: int | None = Field(None, description="Seconds, 60-86400.")
-    refresh_token_lifetime: int | None = Field(None, description="Seconds, 3600-31536000.")
-    refresh_tokens: bool | None = None
-    logo_url: Text | None = None
-
-    def settings(self) -> ClientSettings:
-        chosen = self.model_dump(exclude_none=True, exclude={"name", "redirect_uris", "public"})
-        return cast(ClientSettings, chosen)
-
-
-class ClientCreate(ClientFields):
-    name: Text
-    redirect_uris: list[Text] = Field(min_length=1)
-    public: bool = Field(False, description="Public clients (SPAs, apps) have no secret.")
-
-
-class ClientUpdate(ClientFields):
-    name: Text | None = None
-    redirect_uris: list[Text] | None = None
-
-    def changes(self) -> ClientChanges:
-        changes = cast(ClientChanges, dict(self.settings()))
-        if self.name is not None:
-            changes["name"] = self.name
-        if self.redirect_uris is not None:
-            changes["redirect_uris"] = self.redirect_uris
-        return changes
-
-
-class ApiKeyCreate(Body):
-    name: Text
-    scope: Literal["read", "write"] = "read"
-    days: float | None = Field(None, gt=0, le=3650, description="Lifetime; none: no expiry.")
-
-
-class AuditFilter(Body):
-    user: Text | None = Field(None, description="Username (or the id of a deleted user).")
-    event: Text | None = None
-    actor: Text | None = Field(None, description="An actor's id or name.")
-    since: datetime | None = Field(None, description="ISO 8601 time (UTC if no offset).")
-    until: datetime | None = None
-    success: bool | None = None
-
-    def filters(self) -> AuditFilters:
-        filters = AuditFilters()
-        if self.event is not None:
-            filters["event"] = self.event
-        if self.actor is not None:
-            filters["actor"] = self.actor
-        if self.since is not None:
-            filters["since"] = _timestamp(self.since)
-        if self.until is not None:
-            filters["until"] = _timestamp(self.until)
-        if self.success is not None:
-            filters["success"] = self.success
-        return filters
-
-
-class AuditQuery(AuditFilter):
-    limit: int = Field(50, ge=1, le=1000)
-    before: Text | None = Field(None, description="The `next` cursor of the previous page.")
-
-
-class AccessQuery(Body):
-    url: Text = Field(description="Absolute http(s) URL behind the proxy.")
-    user: Text | None = Field(None, description="Username; without it: anonymous, and who may.")
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-
-
-def _timestamp(moment: datetime) -> float:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.timestamp()
-
-
-# response models (the service dataclasses are used as they are where nothing is secret) -------
-
-
-class PasskeyOut(BaseModel):
-    credential_id: str
-    name: str
-    aaguid: str
-    transports: list[str]
-    backed_up: bool
-    created_at: float
-    last_used_at: float | None
-
-    @classmethod
-    def of(cls, passkey: Passkey) -> PasskeyOut:
-        return cls(
-            credential_id=passkey.credential_id,
-            name=passkey.name,
-            aaguid=passkey.aaguid,
-            transports=list(passkey.transports),
-            backed_up=passkey.backed_up,
-            created_at=passkey.created_at,
-            last_used_at=passkey.last_used_at,
-        )
-
-
-class ClientOut(BaseModel):
-    """A client as an app needs it configured (never its secret)."""
-
-    client_id: str
-    name: str
-    public: bool
-    redirect_uris: list[str]
-    post_logout_redirect_uris: list[str]
-    allowed_groups: list[str]
-    pkce_required: bool
-    wildcard_callbacks: bool
-    id_token_alg: str
-    access_token_lifetime: int
-    refresh_token_lifetime: int
-    refresh_tokens: bool
-    logo_url: str
-    declared: bool = Field(description="Declared in CONFIG_FILE: read-only here.")
-    created_at: float
-    discovery_url: str
-
-    @classmethod
-    def of(cls, client: OidcClient, app_url: str) -> ClientOut:
-        return cls(
-            client_id=client.client_id,
-            name=client.name,
-            public=client.public,
-            redirect_uris=list(client.redirect_uris),
-            post_logout_redirect_uris=list(client.post_logout_redirect_uris),
-            allowed_groups=list(client.allowed_groups),
-            pkce_required=client.pkce_required,
-            wildcard_callbacks=client.wildcard_callbacks,
-            id_token_alg=client.id_token_alg,
-            access_token_lifetime=client.access_token_lifetime,
-            refresh_token_lifetime=client.refresh_token_lifetime,
-            refresh_tokens=client.refresh_tokens,
-            logo_url=client.logo_url,
-            declared=client.declared,
-            created_at=client.created_at,
-            discovery_url=f"{app_url}/.well-known/openid-configuration",
-        )
-
-
-class ClientCreated(BaseModel):
-    client: ClientOut
-    client_secret: str | None = Field(description="Shown only now; null for public clients.")
-
-
-class ClientSecret(BaseModel):
-    client_secret: str = Field(description="Shown only now.")
-
-
-class LoginLink(BaseModel):
-    url: str
-    minutes: int
-
-
-class SignupLink(BaseModel):
-    url: str
-    expires_at: float
-    usage_limit: int
-
-
-class SessionsEnded(BaseModel):
-    ended: int
-
-
-class ApiKeyCreated(BaseModel):
-    key: ApiKey
-    token: str = Field(description="Shown only now; send it as `Authorization: Bearer ...`.")
-
-
-class AuditPageOut(BaseModel):
-    events: list[AuditEvent]
-    next: str | None = Field(description="Pass as `before` for the next page; null at the end.")
-
-
-class Error(BaseModel):
-    error: str
-    error_description: str
-    fields: dict[str, str] | None = None
-
-
-# operations ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Call:
-    """One authenticated request to an operation, its inputs validated."""
-
-    request: Request
-    actor: Actor
-    admin: Administration
-    query: BaseModel | None
-    body: BaseModel | None
-
-    def param(self, name: str) -> str:
-        value = str(self.request.path_params[name])
-        try:
-            _plain_text(value)
-        except ValueError as exc:
-            raise RequestInvalid("invalid path", {name: str(exc)}) from None
-        return value
-
-    def body_as(self, model: type[M]) -> M:
-        assert isinstance(self.body, model)
-        return self.body
-
-    def query_as(self, model: type[M]) -> M:
-        assert isinstance(self.query, model)
-        return self.query
-
-    @property
-    def app_url(self) -> str:
-        return services_of(self.request).settings.app_url
-
-
-Handler = Callable[[Call], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str  # below PREFIX, with {name} path parameters
-    handler: Handler
-    summary: str
-    tag: str
-    body: type[BaseModel] | None
-    query: type[BaseModel] | None
-    response: Any  # a type for TypeAdapter; None for 204 No Content
-    status: int
-    media_type: str
-    operation_id: str
-
-    @property
-    def full_path(self) -> str:
-        return PREFIX + self.path
-
-
-OPERATIONS: list[Operation] = []
-
-
-def operation(
-    method: str,
-    path: str,
-    summary: str,
-    *,
-    tag: str,
-    body: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    response: Any = None,
-    status: int = 200,
-    media_type: str = "application/json",
-    operation_id: str | None = None,
-) -> Callable[[Handler], Handler]:
-    """Register a handler as an admin API operation (the route table and OpenAPI both read
-    OPERATIONS). `response` None means 204 No Content."""
-
-    def register(handler: Handler) -> Handler:
-        OPERATIONS.append(
-            Operation(
-                method,
-                path,
-                handler,
-                summary,
-                tag,
-                body,
-                query,
-                response,
-                status,
-                media_type,
-                operation_id or handler.__name__,
-            )
-        )
-        return handler
-
-    return register
+PREFIX = admin_operations.PREFIX
 
 
 def _user(call: Call) -> str:
@@ -708,224 +370,14 @@ async def check_access(call: Call) -> AccessCheck:
     return await call.admin.check_access(query.url, query.user, query.method)
 
 
-# authentication and dispatch -------------------------------------------------------------------
+async def openapi_json(request: Request) -> JSONResponse:
+    """GET /api/openapi.json: public, as it describes the API and reveals no data."""
+    settings = services_of(request).settings
+    document = openapi_document(OPERATIONS, settings.app_url, settings.cookie_name)
+    return JSONResponse(document)
 
 
-async def authenticate(request: Request) -> Actor:
-    """The actor behind a request: an API key (Bearer) or a signed-in admin (cookie, with CSRF
-    checks on changes). Raises Unauthenticated (401) or Forbidden (403)."""
-    services = services_of(request)
-    ip, agent = client_address(request), request.headers.get("user-agent", "")[:512]
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("send an API key as: Authorization: Bearer pgk_...")
-        key = await run_in_threadpool(services.api_keys.authenticate, token.strip())
-        if key is None:
-            raise Unauthenticated(
-                "the API key is invalid, expired or revoked",
-                'Bearer realm="passgate", error="invalid_token"',
-            )
-        if not key.allows(request.method):
-            raise Forbidden("this API key is read-only", "insufficient_scope")
-        return Actor("api_key", key.id, key.name, ip, agent)
-    found = await signed_in(request)
-    if found is None:
-        raise Unauthenticated("sign in as an administrator or send an API key")
-    identity = found[1]
-    if services.settings.admin_group not in identity.groups:
-        raise Forbidden("only administrators may use the admin API")
-    if request.method not in READ_METHODS:
-        try:
-            verify(request, services.settings, request.headers.get("x-csrf-token"))
-        except CsrfRejected as exc:
-            raise Forbidden(str(exc), "csrf") from None
-    return Actor("user", identity.user_id, identity.username, ip, agent)
-
-
-def _validated(model: type[BaseModel], data: Any, where: str) -> BaseModel:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for error in exc.errors(include_url=False):
-            name = ".".join(str(part) for part in error["loc"]) or where
-            fields.setdefault(name, str(error["msg"]).removeprefix("Value error, "))
-        raise RequestInvalid(f"the {where} has invalid fields", fields) from None
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise RequestInvalid(
-            "the body is not valid JSON", {"body": "not valid JSON"}, unparseable=True
-        ) from None
-
-
-def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
-    adapter = TypeAdapter(op.response) if op.response is not None else None
-
-    async def endpoint(request: Request) -> Response:
-        actor = await authenticate(request)
-        query = (
-            _validated(op.query, dict(request.query_params), "query")
-            if op.query is not None
-            else None
-        )
-        body = (
-            _validated(op.body, await _json_body(request), "body") if op.body is not None else None
-        )
-        services = services_of(request)
-        result = await op.handler(Call(request, actor, services.admin, query, body))
-        if isinstance(result, Response):
-            return result
-        if adapter is None:
-            return Response(status_code=op.status)
-        return JSONResponse(adapter.dump_python(result, mode="json"), op.status)
-
-    endpoint.__name__ = op.operation_id
-    return endpoint
-
-
-def _routes() -> list[Route]:
-    by_path: dict[str, dict[str, Operation]] = {}
-    for op in OPERATIONS:
-        by_path.setdefault(op.full_path, {})[op.method] = op
-    routes = []
-    for path, methods in by_path.items():
-        endpoints = {method: _endpoint(op) for method, op in methods.items()}
-
-        async def dispatch(
-            request: Request,
-            endpoints: dict[str, Callable[[Request], Awaitable[Response]]] = endpoints,
-        ) -> Response:
-            method = "GET" if request.method == "HEAD" else request.method
-            return await endpoints[method](request)
-
-        routes.append(Route(path, dispatch, methods=list(methods)))
-    return routes
-
-
-# OpenAPI ---------------------------------------------------------------------------------------
-
-_ERRORS = {
-    "401": "No API key or admin session, or the key is invalid, expired or revoked",
-    "403": "Not an administrator, a read-only key on a change, or a failed CSRF check",
-    "404": "No such user, group, client, key, passkey or session",
-    "409": "Already exists, already revoked, or declared in CONFIG_FILE (read-only)",
-    "422": "Invalid input; `fields` names each bad field",
-}
-_PARAM = re.compile(r"{(\w+)}")
-
-
-def openapi_document(app_url: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the admin API, built from OPERATIONS and the models."""
-    adapters: list[tuple[tuple[str, str], Any, TypeAdapter[Any]]] = [
-        (("error", "body"), "serialization", TypeAdapter(Error))
-    ]
-    for op in OPERATIONS:
-        if op.body is not None:
-            adapters.append(((op.operation_id, "body"), "validation", TypeAdapter(op.body)))
-        if op.query is not None:
-            adapters.append(((op.operation_id, "query"), "validation", TypeAdapter(op.query)))
-        if op.response is not None:
-            adapters.append(
-                ((op.operation_id, "response"), "serialization", TypeAdapter(op.response))
-            )
-    schemas, definitions = TypeAdapter.json_schemas(
-        adapters, ref_template="#/components/schemas/{model}"
-    )
-    components = dict(definitions.get("$defs", {}))
-
-    def schema(key: tuple[str, str], mode: str) -> dict[str, Any]:
-        return dict(schemas[(key, mode)])  # type: ignore[index]
-
-    error_ref = schema(("error", "body"), "serialization")
-    paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
-        parameters: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _PARAM.findall(op.path)
-        ]
-        if op.query is not None:
-            query = schema((op.operation_id, "query"), "validation")
-            query = components.get(query.get("$ref", "").rsplit("/", 1)[-1], query)
-            required = set(query.get("required", []))
-            for name, prop in query.get("properties", {}).items():
-                parameters.append(
-                    {"name": name, "in": "query", "required": name in required, "schema": prop}
-                )
-        responses: dict[str, Any] = {}
-        if op.response is None:
-            responses[str(op.status)] = {"description": "Done"}
-        else:
-            body_schema = schema((op.operation_id, "response"), "serialization")
-            responses[str(op.status)] = {
-                "description": "OK",
-                "content": {op.media_type: {"schema": body_schema}},
-            }
-        for status, text in _ERRORS.items():
-            responses[status] = {
-                "description": text,
-                "content": {"application/json": {"schema": error_ref}},
-            }
-        entry: dict[str, Any] = {
-            "operationId": op.operation_id,
-            "summary": op.summary,
-            "tags": [op.tag],
-            "parameters": parameters,
-            "responses": responses,
-        }
-        if op.body is not None:
-            entry["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": schema((op.operation_id, "body"), "validation")}
-                },
-            }
-        paths.setdefault(op.full_path, {})[op.method.lower()] = entry
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Passgate admin API",
-            "version": __version__,
-            "description": __doc__,
-        },
-        "servers": [{"url": app_url}],
-        "security": [{"apiKey": []}, {"adminSession": []}],
-        "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {
-                "apiKey": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An API key (pgk_...): read scope may only GET.",
-                },
-                "adminSession": {
-                    "type": "apiKey",
-                    "in": "cookie",
-                    "name": "passgate_session",
-                    "description": "A signed-in admin's session; changes need X-CSRF-Token.",
-                },
-            },
-        },
-    }
-
-
-async def openapi(request: Request) -> JSONResponse:
-    services = services_of(request)
-    return JSONResponse(openapi_document(services.settings.app_url))
-
-
-def admin_paths() -> Sequence[tuple[str, str]]:
-    """(method, path template) of every admin API operation."""
-    return [(op.method, op.full_path) for op in OPERATIONS]
-
-
-routes = [*_routes(), Route("/api/openapi.json", openapi, methods=["GET"])]
+routes = [
+    *admin_operations.routes(),
+    Route("/api/openapi.json", openapi_json, methods=["GET"]),
+]

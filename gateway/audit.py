@@ -77,6 +77,14 @@ class AuditPage:
 
 MAX_PAGE = 1000
 PRUNE_EVERY = 3600.0  # seconds between automatic retention runs in one process
+_CONDITIONS = {  # AuditFilters key -> SQL condition; every ? takes the filter's value
+    "user_id": "user_id = ?",
+    "event": "event = ?",
+    "actor": "(actor_id = ? OR actor_name = ?)",
+    "since": "at >= ?",
+    "until": "at < ?",
+    "success": "success = ?",
+}
 _SELECT = (
     "SELECT id, at, event, success, actor_kind, actor_id, actor_name, ip, user_agent, user_id, "
     "reason, details FROM audit_log"
@@ -210,22 +218,11 @@ class AuditLog:
     def _where(filters: AuditFilters) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         params: list[Any] = []
-        if filters.get("user_id") is not None:
-            where.append("user_id = ?")
-            params.append(filters["user_id"])
-        if filters.get("event") is not None:
-            where.append("event = ?")
-            params.append(filters["event"])
-        if filters.get("actor") is not None:
-            where.append("(actor_id = ? OR actor_name = ?)")
-            params.extend((filters["actor"], filters["actor"]))
-        if filters.get("since") is not None:
-            where.append("at >= ?")
-            params.append(filters["since"])
-        if filters.get("until") is not None:
-            where.append("at < ?")
-            params.append(filters["until"])
-        if filters.get("success") is not None:
-            where.append("success = ?")
-            params.append(int(filters["success"]))
+        for name, condition in _CONDITIONS.items():
+            value = filters.get(name)
+            if value is not None:
+                where.append(condition)
+                params.extend(
+                    [int(value) if isinstance(value, bool) else value] * condition.count("?")
+                )
         return where, params

@@ -14,10 +14,13 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from gateway.admin_api import OPERATIONS
 from gateway.app import PassgateApp, create_app
 from gateway.audit import CLI
+from gateway.openapi import routes_table
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from tests.conftest import ROOT
 
 APP_URL = "https://auth.example.com"
 
@@ -483,3 +486,9 @@ def test_openapi_schemas_come_from_the_models(api: Api) -> None:
     create = document["paths"]["/api/admin/users"]["post"]["requestBody"]
     ref = create["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert "username" in document["components"]["schemas"][ref]["required"]
+
+
+def test_readme_route_list_is_the_generated_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- admin-api:start -->\n", 1)[1].split("<!-- admin-api:end -->")[0]
+    assert block.strip() == routes_table(OPERATIONS).strip()

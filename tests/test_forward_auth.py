@@ -11,6 +11,7 @@ import pytest
 from itsdangerous import Signer
 
 from gateway.app import create_app
+from gateway.audit import CLI
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 
@@ -135,7 +136,7 @@ def test_missing_forwarded_uri_is_a_400(gateway: Services) -> None:
 
 def test_disabled_user_is_treated_as_signed_out(gateway: Services) -> None:
     async def disable() -> None:
-        await gateway.disable_user("alice")
+        await gateway.admin.set_disabled(CLI, "alice", True)
 
     asyncio.run(disable())
     assert ask(gateway, user="alice", **BROWSER).status_code == 302

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from gateway.audit import CLI
 from gateway.errors import LoginCodeRejected
 from gateway.services import Services
 
@@ -40,7 +41,7 @@ def test_unknown_code_is_rejected(services: Services) -> None:
 def test_code_of_disabled_user_is_rejected(services: Services) -> None:
     services.users.create_user("alice")
     code = services.login_codes.issue("alice")
-    asyncio.run(services.disable_user("alice"))
+    asyncio.run(services.admin.set_disabled(CLI, "alice", True))
     with pytest.raises(LoginCodeRejected):
         services.login_codes.redeem(code)
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from gateway import sessions as sessions_module
+from gateway.audit import CLI
 from gateway.errors import SessionStoreUnavailable
 from gateway.services import Services, build_services
 from gateway.session_stores import RedisSessionStore
@@ -83,7 +84,7 @@ async def test_idle_session_is_refused(live: Services) -> None:
 
 async def test_disabling_a_user_ends_their_sessions(live: Services) -> None:
     cookie, _ = await live.sessions.start(_user_id(live), "", "")
-    await live.disable_user("alice")
+    await live.admin.set_disabled(CLI, "alice", True)
     assert await live.current_user.identify(cookie) is None
     assert await live.sessions.list_for_user(_user_id(live)) == []
 
