@@ -3,8 +3,6 @@ rotate the secret), the secret shown exactly once, and the values to paste into 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import quote
 
@@ -13,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.admin_web import REFUSALS, Admin, admin_only, console, done, status_for
-from gateway.errors import InvalidInput, NotFound
+from gateway.admin_web import REFUSALS, Admin, admin_only, console, done, form_change, status_for
+from gateway.errors import InvalidInput, NotFound, PassgateError
 from gateway.oidc_clients import OidcClient
 from gateway.oidc_endpoints import discovery_url, endpoints
 from gateway.web import form_with_csrf, message, services_of
@@ -168,26 +166,14 @@ async def client(request: Request, admin: Admin) -> Response:
     return await _client_page(request, request.path_params["client_id"])
 
 
-ClientChange = Callable[[Request, Admin, str, dict[str, str]], Awaitable[Response]]
+async def _refused(
+    request: Request, client_id: str, error: PassgateError, form: dict[str, str]
+) -> Response:
+    kept = await _kept(request, form) if "redirect_uris" in form else None
+    return await _client_page(request, client_id, status_for(error), form=kept, error=str(error))
 
 
-def client_change(change: ClientChange) -> Callable[[Request], Awaitable[Response]]:
-    """A POST on a client's page: CSRF-checked; a refusal re-renders the page with the input."""
-
-    @admin_only
-    @wraps(change)
-    async def endpoint(request: Request, admin: Admin) -> Response:
-        client_id = request.path_params["client_id"]
-        form = await form_with_csrf(request)
-        try:
-            return await change(request, admin, client_id, form)
-        except REFUSALS as exc:
-            kept = await _kept(request, form) if "redirect_uris" in form else None
-            return await _client_page(
-                request, client_id, status_for(exc), form=kept, error=str(exc)
-            )
-
-    return endpoint
+client_change = form_change("client_id", _refused)
 
 
 @client_change

@@ -3,8 +3,6 @@ change goes through `services.admin`."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import quote
 
@@ -12,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.admin_web import REFUSALS, Admin, admin_only, console, done, status_for
-from gateway.errors import InvalidInput, NotFound
+from gateway.admin_web import REFUSALS, Admin, admin_only, console, done, form_change, status_for
+from gateway.errors import InvalidInput, NotFound, PassgateError
 from gateway.web import form_with_csrf, message, services_of
 
 SECTION = "/admin/groups"
@@ -80,23 +78,13 @@ async def group(request: Request, admin: Admin) -> Response:
     return await _group_page(request, request.path_params["name"], form={})
 
 
-GroupChange = Callable[[Request, Admin, str, dict[str, str]], Awaitable[Response]]
+async def _refused(
+    request: Request, name: str, error: PassgateError, form: dict[str, str]
+) -> Response:
+    return await _group_page(request, name, status_for(error), error=str(error), form=form)
 
 
-def group_change(change: GroupChange) -> Callable[[Request], Awaitable[Response]]:
-    """A POST on a group's page: CSRF-checked; a refusal re-renders the page with the input."""
-
-    @admin_only
-    @wraps(change)
-    async def endpoint(request: Request, admin: Admin) -> Response:
-        name = request.path_params["name"]
-        form = await form_with_csrf(request)
-        try:
-            return await change(request, admin, name, form)
-        except REFUSALS as exc:
-            return await _group_page(request, name, status_for(exc), error=str(exc), form=form)
-
-    return endpoint
+group_change = form_change("name", _refused)
 
 
 @group_change

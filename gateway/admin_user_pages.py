@@ -3,8 +3,6 @@ links, and each user's passkeys and sessions. Every change goes through `service
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import quote
 
@@ -13,8 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.aaguids import model_name
-from gateway.admin_web import REFUSALS, Admin, admin_only, console, done, status_for
-from gateway.errors import InvalidInput, NotFound
+from gateway.admin_web import REFUSALS, Admin, admin_only, console, done, form_change, status_for
+from gateway.errors import InvalidInput, NotFound, PassgateError
 from gateway.web import form_with_csrf, message, services_of
 
 SECTION = "/admin/users"
@@ -132,26 +130,16 @@ async def user(request: Request, admin: Admin) -> Response:
     return await _user_page(request, request.path_params["username"])
 
 
-UserChange = Callable[[Request, Admin, str, dict[str, str]], Awaitable[Response]]
+async def _refused(
+    request: Request, username: str, error: PassgateError, form: dict[str, str]
+) -> Response:
+    chosen = (await request.form()).getlist("groups")
+    return await _user_page(
+        request, username, status_for(error), error=str(error), form=form, chosen=chosen
+    )
 
 
-def user_change(change: UserChange) -> Callable[[Request], Awaitable[Response]]:
-    """A POST on a user's page: CSRF-checked; a refusal re-renders the page with the input."""
-
-    @admin_only
-    @wraps(change)
-    async def endpoint(request: Request, admin: Admin) -> Response:
-        username = request.path_params["username"]
-        form = await form_with_csrf(request)
-        try:
-            return await change(request, admin, username, form)
-        except REFUSALS as exc:
-            chosen = (await request.form()).getlist("groups")
-            return await _user_page(
-                request, username, status_for(exc), error=str(exc), form=form, chosen=chosen
-            )
-
-    return endpoint
+user_change = form_change("username", _refused)
 
 
 def _path(username: str) -> str:

@@ -21,7 +21,7 @@ from gateway.audit import Actor
 from gateway.errors import Conflict, InvalidInput, NotFound, PassgateError
 from gateway.identity import Identity
 from gateway.oidc_clients import ReadOnlyClient
-from gateway.web import client_address, page, services_of, signed_in
+from gateway.web import client_address, form_with_csrf, page, services_of, signed_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +103,30 @@ def when(timestamp: float | None) -> str:
     if timestamp is None:
         return "never"
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+Change = Callable[[Request, Admin, str, dict[str, str]], Awaitable[Response]]
+Refused = Callable[[Request, str, PassgateError, dict[str, str]], Awaitable[Response]]
+
+
+def form_change(
+    param: str, refused: Refused
+) -> Callable[[Change], Callable[[Request], Awaitable[Response]]]:
+    """Make console form endpoints for one kind of record, named by the path parameter
+    `param`: admins only, CSRF-checked, and a refusal from the service layer answered by
+    `refused` (which re-renders the record's page with the message and the input)."""
+
+    def decorate(change: Change) -> Callable[[Request], Awaitable[Response]]:
+        @admin_only
+        @wraps(change)
+        async def endpoint(request: Request, admin: Admin) -> Response:
+            key = request.path_params[param]
+            form = await form_with_csrf(request)
+            try:
+                return await change(request, admin, key, form)
+            except REFUSALS as exc:
+                return await refused(request, key, exc, form)
+
+        return endpoint
+
+    return decorate
