@@ -28,6 +28,8 @@ from gateway.web import (
     signed_in,
 )
 
+RECENT_ACTIVITY = 10  # audit events shown on the account page
+
 
 def _ago(seconds: float) -> str:
     if seconds < 90:
@@ -43,6 +45,10 @@ def _date(timestamp: float | None) -> str:
     if timestamp is None:
         return "never"
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def _date_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _to_login(request: Request) -> Response:
@@ -87,10 +93,14 @@ async def account(request: Request) -> Response:
             apps.append(
                 {"id": client_id, "name": client.name, "scope": scope, "since": _date(granted_at)}
             )
+    activity = await run_in_threadpool(
+        lambda: services.audit.search(user_id=identity.user_id, limit=RECENT_ACTIVITY).events
+    )
     return page(
         request,
         "account.html",
         user=identity,
+        activity=[(_date_time(e.at), e) for e in activity],
         sessions=sessions,
         passkeys=passkeys,
         apps=apps,

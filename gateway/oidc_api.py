@@ -32,6 +32,7 @@ from starlette.routing import Route
 from gateway.cookies import clear_session_cookie
 from gateway.oidc_claims import amr_for
 from gateway.oidc_clients import OidcClient
+from gateway.oidc_endpoints import endpoints
 from gateway.oidc_server import SCOPES, OidcServer, PassgateRequest, Principal
 from gateway.users import User
 from gateway.web import (
@@ -88,14 +89,7 @@ async def oauth_request(request: Request) -> PassgateRequest:
 def discovery(request: Request) -> Response:
     base = services_of(request).settings.app_url
     document = {
-        "issuer": base,
-        "authorization_endpoint": f"{base}/authorize",
-        "token_endpoint": f"{base}/api/oidc/token",
-        "userinfo_endpoint": f"{base}/api/oidc/userinfo",
-        "end_session_endpoint": f"{base}/api/oidc/end-session",
-        "introspection_endpoint": f"{base}/api/oidc/introspect",
-        "revocation_endpoint": f"{base}/api/oidc/revoke",
-        "jwks_uri": f"{base}/.well-known/jwks.json",
+        **endpoints(base),
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -447,3 +447,46 @@ def test_starttls_refused_by_the_server_fails_instead_of_sending_in_clear(
         assert smtp_server.inbox.messages == []
     finally:
         asyncio.run(built.close())
+
+
+# --- the admin console ----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_console_emails_the_login_link_instead_of_showing_it(
+    mailing: Services, smtp_server: MailServer
+) -> None:
+    from tests.test_admin_console import admin_client, post
+
+    mailing.users.create_user("bob", "bob@example.com", "Bob")
+    async with await admin_client(mailing) as client:
+        page = await client.get("/admin/users/bob")
+        assert 'id="email-login-link"' in page.text
+        response = await post(
+            client, "/admin/users/bob/login-link", {"minutes": "30", "send": "email"}
+        )
+        shown = await client.get(response.headers["location"])
+    assert response.status_code == 303
+    (message,) = smtp_server.inbox.wait()
+    assert smtp_server.inbox.recipients == [["bob@example.com"]]
+    linked = re.search(r"https://auth\.example\.com/lc/\w+", _body(message))
+    assert linked is not None and linked.group(0) not in shown.text
+    assert "emailed to bob@example.com" in shown.text
+    (event,) = mailing.audit.search(event="login_link_emailed").events
+    assert event.details["username"] == "bob"
+
+
+@pytest.mark.anyio
+async def test_console_offers_no_email_button_without_smtp(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.test_admin_console import admin_client
+
+    built = build_services(make_settings(db_provider="sqlite"))
+    try:
+        built.users.create_user("bob", "bob@example.com")
+        async with await admin_client(built) as client:
+            page = await client.get("/admin/users/bob")
+        assert page.status_code == 200 and 'id="email-login-link"' not in page.text
+    finally:
+        await built.close()
