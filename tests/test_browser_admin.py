@@ -147,6 +147,14 @@ def test_admin_creates_user_invites_groups_and_client_and_sees_each_step_audited
         ("client_created", "Memos"),
     ):
         assert any(event in row and subject in row and "alice" in row for row in rows), event
+    # ...and the users' own steps: Bob's sign-in by link and new passkey, Carol's signup.
+    for event, who in (
+        ("sign_in", "bob"),
+        ("passkey_added", "bob"),
+        ("signup_completed", "carol"),
+        ("sign_in", "carol"),
+    ):
+        assert any(event in row and who in row for row in rows), (event, who)
     assert not any(secret in row or login_link in row for row in rows)
 
 
