@@ -25,7 +25,7 @@ from gateway.administration import Administration
 from gateway.audit import Actor
 from gateway.csrf import CsrfRejected, verify
 from gateway.errors import Forbidden, RequestInvalid, Unauthenticated
-from gateway.web import client_address, services_of, signed_in
+from gateway.web import actor_of, services_of, signed_in
 
 PREFIX = "/api/admin"
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -135,7 +135,6 @@ async def authenticate(request: Request) -> Actor:
     """The actor behind a request: an API key (Bearer) or a signed-in admin (cookie, with CSRF
     checks on changes). Raises Unauthenticated (401) or Forbidden (403)."""
     services = services_of(request)
-    ip, agent = client_address(request), request.headers.get("user-agent", "")[:512]
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
@@ -149,7 +148,7 @@ async def authenticate(request: Request) -> Actor:
             )
         if not key.allows(request.method):
             raise Forbidden("this API key is read-only", "insufficient_scope")
-        return Actor("api_key", key.id, key.name, ip, agent)
+        return actor_of(request, key.id, key.name, kind="api_key")
     found = await signed_in(request)
     if found is None:
         raise Unauthenticated("sign in as an administrator or send an API key")
@@ -161,7 +160,7 @@ async def authenticate(request: Request) -> Actor:
             verify(request, services.settings, request.headers.get("x-csrf-token"))
         except CsrfRejected as exc:
             raise Forbidden(str(exc), "csrf") from None
-    return Actor("user", identity.user_id, identity.username, ip, agent)
+    return actor_of(request, identity.user_id, identity.username)
 
 
 def _validated(model: type[BaseModel], data: Any, where: str) -> BaseModel:

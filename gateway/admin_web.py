@@ -22,7 +22,7 @@ from gateway.errors import Conflict, InvalidInput, NotFound, PassgateError
 from gateway.identity import Identity
 from gateway.notifications import MailFailed
 from gateway.oidc_clients import ReadOnlyClient
-from gateway.web import client_address, form_with_csrf, page, services_of, signed_in
+from gateway.web import actor_of, form_with_csrf, page, services_of, signed_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,7 @@ def admin_only(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]
         identity = found[1]
         if not is_admin(identity, services_of(request).settings.admin_group):
             return page(request, "admin_forbidden.html", 403, username=identity.username)
-        actor = Actor(
-            "user",
-            id=identity.user_id,
-            name=identity.username,
-            ip=client_address(request),
-            user_agent=request.headers.get("user-agent", "")[:512],
-        )
+        actor = actor_of(request, identity.user_id, identity.username)
         return await handler(request, Admin(identity, actor))
 
     return endpoint

@@ -22,6 +22,7 @@ from gateway.audit import CLI, AuditFilters
 from gateway.errors import InvalidInput, PassgateError
 from gateway.logs import configure
 from gateway.oidc_clients import OidcClient
+from gateway.oidc_endpoints import discovery_url, endpoints
 from gateway.services import Services, build_services
 from gateway.settings import Settings, load_settings, settings_table
 from gateway.users import User
@@ -56,12 +57,10 @@ def _print_client(client: OidcClient, app_url: str) -> None:
         "refresh_token_lifetime": f"{client.refresh_token_lifetime}s",
         "refresh_tokens": "always" if client.refresh_tokens else "with offline_access only",
         "logo_url": client.logo_url or "-",
-        "discovery_url": f"{app_url}/.well-known/openid-configuration",
-        "issuer": app_url,
-        "authorization_endpoint": f"{app_url}/authorize",
-        "token_endpoint": f"{app_url}/api/oidc/token",
-        "userinfo_endpoint": f"{app_url}/api/oidc/userinfo",
+        "discovery_url": discovery_url(app_url),
     }
+    shown = ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")
+    rows.update({name: url for name, url in endpoints(app_url).items() if name in shown})
     for key, value in rows.items():
         print(f"{key}: {value}")
 

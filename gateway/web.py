@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from gateway import metrics
 from gateway.aaguids import model_name
-from gateway.audit import Actor, DetailValue
+from gateway.audit import Actor, ActorKind, DetailValue
 from gateway.cookies import session_cookie, set_session_cookie
 from gateway.csrf import remember, token_for, verify
 from gateway.errors import StorageError
@@ -91,10 +91,13 @@ def note_user(request: Request, username: str) -> None:
     request.scope.setdefault("state", {})["passgate_user"] = username
 
 
-def actor_of(request: Request, user_id: str = "", name: str = "") -> Actor:
-    """The person behind this request as an audit actor (anonymous until they are known)."""
+def actor_of(
+    request: Request, user_id: str = "", name: str = "", kind: ActorKind = "user"
+) -> Actor:
+    """Who is behind this request, as an audit actor with its IP and browser: a person
+    (anonymous until they are known) or, with `kind="api_key"`, an API key."""
     return Actor(
-        "user",
+        kind,
         id=user_id,
         name=name,
         ip=client_address(request),
