@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,21 +126,31 @@ def redis_url(redis_server: RedisServer) -> str:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema in TEST_DATABASE_URL's database, dropped afterwards."""
+@contextmanager
+def postgres_schema(prefix: str = "t_") -> Iterator[str]:
+    """A URL for a fresh schema in TEST_DATABASE_URL's database, dropped afterwards. Without
+    TEST_DATABASE_URL the test fails in CI and is skipped elsewhere."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         if IN_CI:
             pytest.fail("TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
         pytest.skip("TEST_DATABASE_URL not set (PostgreSQL tests run in CI)")
-    schema = "t_" + secrets.token_hex(6)
+    schema = prefix + secrets.token_hex(6)
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in base else "?"
-    yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in TEST_DATABASE_URL's database, dropped afterwards."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

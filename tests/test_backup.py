@@ -11,11 +11,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from gateway.backup import SHORT_LIVED, fitted, read_snapshot
@@ -29,7 +29,7 @@ from gateway.errors import (
 )
 from gateway.services import Services, build_services
 from gateway.settings import Settings
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ROOT, postgres_schema
 
 SOURCE_KEY = "source-encryption-key-0123456789"
 TARGET_KEY = "target-encryption-key-9876543210"
@@ -58,8 +58,7 @@ def instance(
 ) -> Iterator[Callable[[str, str], Services]]:
     """Open a fresh Passgate store ("sqlite" or "postgres") with the given ENCRYPTION_KEY."""
     opened: list[Services] = []
-    schemas: list[str] = []
-    base = os.environ.get("TEST_DATABASE_URL", "")
+    schemas = ExitStack()
 
     def open_instance(kind: str, key: str) -> Services:
         values: dict[str, Any] = {
@@ -68,26 +67,14 @@ def instance(
             "db_provider": kind,
         }
         if kind == "postgres":
-            if not base:
-                if IN_CI:
-                    pytest.fail("TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
-                pytest.skip("TEST_DATABASE_URL not set (PostgreSQL tests run in CI)")
-            schema = "b_" + secrets.token_hex(6)
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f"CREATE SCHEMA {schema}")
-            schemas.append(schema)
-            separator = "&" if "?" in base else "?"
-            values["db_connection_string"] = f"{base}{separator}options=-csearch_path%3D{schema}"
+            values["db_connection_string"] = schemas.enter_context(postgres_schema("b_"))
         opened.append(build_services(make_settings(**values)))
         return opened[-1]
 
     yield open_instance
     for services in opened:
         asyncio.run(services.close())
-    if schemas:
-        with psycopg.connect(base, autocommit=True) as conn:
-            for schema in schemas:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    schemas.close()
 
 
 def populate(s: Services) -> Known:
