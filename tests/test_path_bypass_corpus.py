@@ -51,6 +51,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import product
@@ -58,6 +59,10 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount
 
 from tests.conftest import (
     CADDY_DIR,
@@ -74,6 +79,7 @@ from tests.test_proxy_recipes import nginx_config
 
 DOMAIN = "passgate.test"
 APP = f"app.{DOMAIN}"
+API = f"api.{DOMAIN}"  # the README's set-up: an app of its own behind reverse_proxy/proxy_pass
 OPEN = f"open.{DOMAIN}"
 
 FILES = {
@@ -92,17 +98,17 @@ RULES = f"""
 default_policy: allow
 rules:
   - name: public
-    domain: {APP}
+    domain: [{APP}, {API}]
     resources: ["^/public/"]
     methods: [GET, HEAD]
     policy: bypass
   - name: webhook
-    domain: {APP}
+    domain: [{APP}, {API}]
     resources: ["^/api/webhook/"]
     methods: [POST]
     policy: bypass
   - name: admin
-    domain: {APP}
+    domain: [{APP}, {API}]
     resources: ["^/admin"]
     policy: deny
   - name: open-site
@@ -427,6 +433,30 @@ def params_cases() -> Iterator[Case]:
         yield Case("params", target, who=who, refuse=refuse)  # type: ignore[arg-type]
 
 
+def app_upstream_cases() -> Iterator[Case]:
+    """The app behind the proxy routes on the path it is sent, as most frameworks do (Starlette's
+    Mount here): Caddy's reverse_proxy and nginx's proxy_pass forward the target with its dot
+    segments, so the app must not be judged on a path the app never resolves to."""
+    api = (("Host", API + ":{port}"),)
+    for target, who, method in (
+        ("/private/../public/p.txt", "anonymous", "GET"),
+        ("/private/%2e%2e/public/p.txt", "anonymous", "GET"),
+        ("/private/.%2e/public/p.txt", "anonymous", "GET"),
+        ("/private/./../public/p.txt", "anonymous", "GET"),
+        ("/private/x/../../public/p.txt", "anonymous", "GET"),
+        ("/private//../public/p.txt", "anonymous", "GET"),
+        ("/private/x\\..\\..\\public/p.txt", "anonymous", "GET"),
+        ("/private\\..\\public/p.txt", "anonymous", "GET"),
+        ("/admin/../public/p.txt", "anonymous", "GET"),
+        ("/admin/../public/p.txt", "alice", "GET"),
+        ("/admin/%2e%2e/x", "alice", "GET"),
+        ("/admin\\..\\x", "alice", "GET"),
+        ("/secret/../api/webhook/h", "anonymous", "POST"),
+        ("/secret/x\\..\\..\\api/webhook/h", "anonymous", "POST"),
+    ):
+        yield Case("app-upstream", target, who=who, method=method, headers=api)  # type: ignore[arg-type]
+
+
 HONEST = (
     Case("honest", "/public/p.txt", serve="PUBLIC-MARKER p"),
     Case("honest", "/public/p.txt?x=1&y=%2F", serve="PUBLIC-MARKER p"),
@@ -444,6 +474,16 @@ HONEST = (
     Case("honest", "/private/s.txt;v=1", who="alice", serve="PRIVATE-MARKER s;v=1"),
     Case("honest", "/secret/s.txt", who="alice", serve="SECRET-MARKER s"),
     Case("honest", "/public/p.txt", headers=(("Host", OPEN + ":{port}"),)),  # not served: no site
+    Case(
+        "honest", "/public/p.txt", headers=(("Host", API + ":{port}"),), serve="PUBLIC-MARKER app"
+    ),
+    Case(
+        "honest",
+        "/private/x",
+        who="alice",
+        headers=(("Host", API + ":{port}"),),
+        serve="PRIVATE-MARKER app",
+    ),
 )
 
 
@@ -457,6 +497,7 @@ def corpus() -> list[Case]:
         *host_cases(),
         *spoofed_header_cases(),
         *params_cases(),
+        *app_upstream_cases(),
     ]
     return list(dict.fromkeys(cases))
 
@@ -528,6 +569,36 @@ def write_tree(www: Path) -> None:
         path.write_text(content + "\n", encoding="utf-8")
 
 
+def marker_app() -> Starlette:
+    """An app with one area per marker, each answering for any path below it."""
+
+    def area(marker: str) -> PlainTextResponse:
+        return PlainTextResponse(marker + " app\n")
+
+    return Starlette(
+        routes=[
+            Mount(f"/{name}", app=area(f"{name.split('/')[-1].upper()}-MARKER"))
+            for name in ("public", "private", "admin", "secret", "api/webhook")
+        ]
+    )
+
+
+class Upstream:
+    """marker_app under uvicorn in a thread."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(marker_app(), host="127.0.0.1", port=self.port, log_level="error")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: port_open(self.port), what="the upstream app")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 class Nginx:
     def __init__(self, config: Path, ports: tuple[int, ...]) -> None:
         binary = require_binary("nginx", "apt-get install -y nginx-light")
@@ -554,7 +625,7 @@ class Nginx:
 
 
 def nginx_with_static_backend(
-    folder: Path, https: int, http: int, passgate: int, backend: int, www: Path
+    folder: Path, https: int, http: int, passgate: int, backend: int, www: Path, api: int
 ) -> Path:
     """nginx/passgate.conf as tests/test_proxy_recipes.py localises it, its `app:8080` being a
     second server of the same nginx that serves `www` with nginx's static module. POSTs to a
@@ -562,20 +633,28 @@ def nginx_with_static_backend(
     method change): a bypassed POST then serves the file, as a webhook handler would answer."""
     config = nginx_config(folder, https, http, passgate, backend)
     site = folder / "passgate.conf"
-    site.write_text(
-        site.read_text() + f"\nserver {{\n    listen 127.0.0.1:{backend};\n    root {www};\n"
-        "    error_page 405 =200 $uri;\n}\n"
-    )
+    text = site.read_text()
+    # The protected app's server block once more, for api.passgate.test and its own app.
+    start = text.index("# A protected app.")
+    block = text[start : text.index("\n}\n", start) + 3]
+    assert f"server_name {APP};" in block and f"http://127.0.0.1:{backend};" in block
+    block = block.replace(f"server_name {APP};", f"server_name {API};")
+    block = block.replace(f"http://127.0.0.1:{backend};", f"http://127.0.0.1:{api};")
+    static = f"server {{\n    listen 127.0.0.1:{backend};\n    root {www};\n"
+    site.write_text(text + "\n" + block + "\n" + static + "    error_page 405 =200 $uri;\n}\n")
     return config
 
 
-def caddy_sites(port: int, passgate: int, www: Path) -> str:
-    """caddy/passgate.caddy in front of Caddy's file_server. `method GET` after the check lets
-    file_server answer a bypassed POST, as a webhook handler would."""
+def caddy_sites(port: int, passgate: int, www: Path, api: int) -> str:
+    """caddy/passgate.caddy in front of Caddy's file_server, and in front of an app as the README
+    shows. `method GET` after the check lets file_server answer a bypassed POST, as a webhook
+    handler would."""
     return (
         f"{{\n\tadmin off\n\tauto_https off\n}}\n\nimport passgate.caddy\n\n"
         f"http://{APP}:{port} {{\n\troute {{\n\t\timport passgate 127.0.0.1:{passgate}\n"
-        f"\t\tmethod GET\n\t\troot * {www}\n\t\tfile_server\n\t}}\n}}\n"
+        f"\t\tmethod GET\n\t\troot * {www}\n\t\tfile_server\n\t}}\n}}\n\n"
+        f"http://{API}:{port} {{\n\timport passgate 127.0.0.1:{passgate}\n"
+        f"\treverse_proxy 127.0.0.1:{api}\n}}\n"
     )
 
 
@@ -602,18 +681,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "PYTHONPATH": str(ROOT),
         }
     )
+    upstream = Upstream()
     passgate = PassgateProcess(env, port, [sys.executable, "-m", "gateway"])
     passgate.start()
     nginx_folder = base / "nginx"
     nginx_folder.mkdir()
     nginx = Nginx(
-        nginx_with_static_backend(nginx_folder, https, http, port, backend, www), (https, backend)
+        nginx_with_static_backend(nginx_folder, https, http, port, backend, www, upstream.port),
+        (https, backend),
     )
     caddy_folder = base / "caddy"
     caddy_folder.mkdir()
     (caddy_folder / "passgate.caddy").write_text((CADDY_DIR / "passgate.caddy").read_text())
     caddyfile = caddy_folder / "Caddyfile"
-    caddyfile.write_text(caddy_sites(caddy_port, port, www))
+    caddyfile.write_text(caddy_sites(caddy_port, port, www, upstream.port))
     caddy = CaddyProcess(caddyfile, caddy_port, caddy_folder / "caddy.log")
     try:
         caddy.start()
@@ -629,6 +710,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         caddy.stop()
         nginx.stop()
         passgate.stop()
+        upstream.stop()
 
 
 # --- The properties -----------------------------------------------------------------------------
