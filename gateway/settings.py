@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     config_file: Path | None = Field(
         None, description="YAML file with access rules (see config/rules.example.yaml)."
     )
+    encoded_slashes: Literal["reject", "keep"] = Field(
+        "reject",
+        description="A protected request whose path holds an encoded slash (%2F): reject (400) "
+        "or keep it, matched as %2F inside one segment (for WebDAV or S3-style apps that need "
+        "it; rules then see /a%2Fb, not /a/b).",
+    )
     maxmind_db_path: Path | None = Field(
         None,
         description="Local MaxMind GeoLite2 City .mmdb file; audit events then carry country "
