@@ -133,7 +133,7 @@ def request_from_url(
     # Split by hand: urlsplit would cut a literal '#' off as a fragment and judge less.
     absolute = _ABSOLUTE_URL.fullmatch(url)
     if absolute is None:
-        raise ForwardedInvalid("the URL is not an absolute http(s) URL")
+        raise ForwardedInvalid("the URL must be an absolute http(s) URL")
     scheme, netloc, target = absolute.groups()
     return _canonical_facts(scheme, netloc, target, method, encoded_slashes, client)
 

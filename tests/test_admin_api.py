@@ -460,6 +460,20 @@ def test_rules_check_answers_for_a_user_and_for_anyone(api: Api) -> None:
     assert anyone["outcome"] == "login" and anyone["allowed_users"] == ["lou"]
 
 
+def test_rules_check_shows_the_canonical_url_and_path(api: Api) -> None:
+    url = "https://APP.example.com/a/./b/../%63;x=1?q=1"
+    check = api.call("GET", "/rules/check", params={"url": url}).json()
+    assert check["url"] == url
+    assert check["canonical_url"] == "https://app.example.com/a/c;x=1?q=1"
+    assert check["path"] == "/a/c"
+
+
+def test_rules_check_of_an_ambiguous_url_says_why_it_is_refused(api: Api) -> None:
+    response = api.call("GET", "/rules/check", params={"url": "https://app.example.com/a%00"})
+    assert response.status_code == 422
+    assert "NUL" in response.json()["fields"]["url"]
+
+
 def test_rules_check_with_bad_url_is_422(api: Api) -> None:
     response = api.call("GET", "/rules/check", params={"url": "ftp://x"})
     assert response.status_code == 422 and "url" in response.json()["fields"]
