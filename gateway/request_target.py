@@ -25,6 +25,7 @@ from urllib.parse import quote
 EncodedSlashes = Literal["reject", "keep"]
 
 MAX_TARGET_LENGTH = 8192
+_CACHED_LENGTH = 256
 
 # Targets with nothing to normalise (the overwhelming majority): one regex and done. No `%`,
 # `\`, `;`, no empty, `.` or `..` (or all-dots) segment.
@@ -74,12 +75,22 @@ class Authority:
         return host if self.port is None else f"{host}:{self.port}"
 
 
-@lru_cache(maxsize=8192)
 def canonical_target(raw: str, encoded_slashes: EncodedSlashes = "reject") -> Target:
     """The canonical form of an origin-form request target (`/path?query`).
 
     Raises TargetRefused for a target that cannot be made unambiguous.
     """
+    if len(raw) <= _CACHED_LENGTH:  # short targets repeat; long ones must not fill memory
+        return _cached_target(raw, encoded_slashes)
+    return _canonical_target(raw, encoded_slashes)
+
+
+@lru_cache(maxsize=4096)
+def _cached_target(raw: str, encoded_slashes: EncodedSlashes) -> Target:
+    return _canonical_target(raw, encoded_slashes)
+
+
+def _canonical_target(raw: str, encoded_slashes: EncodedSlashes) -> Target:
     if len(raw) > MAX_TARGET_LENGTH:
         raise TargetRefused("the request target is longer than 8192 characters")
     path, _, query = raw.partition("?")
@@ -182,6 +193,8 @@ def canonical_authority(netloc: str, scheme: str) -> Authority:
 
     Raises TargetRefused for user info, illegal characters, a bad port or an empty host.
     """
+    if len(netloc) > 262:  # 253 for the name, 6 for the port, brackets
+        raise TargetRefused("the host is longer than a host name can be")
     if "@" in netloc:
         raise TargetRefused("the host holds user info ('@')")
     if netloc.startswith("["):
