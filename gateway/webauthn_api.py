@@ -1,7 +1,8 @@
 """JSON endpoints behind the passkey buttons: begin and finish each ceremony.
 
-Every call needs the CSRF header and our own Origin; every call is rate-limited per IP. Errors
-come back as `{"error": code, "message": text}` with a status that says what happened.
+Every call needs the CSRF header and our own Origin; every call is rate-limited per IP, and a
+refused sign-in also counts against the account its passkey names. Errors come back as
+`{"error": code, "message": text}` with a status that says what happened.
 """
 
 from __future__ import annotations
@@ -129,20 +130,23 @@ async def login_begin(request: Request) -> Response:
 async def login_finish(request: Request) -> Response:
     services = services_of(request)
     body: LoginFinish = await _body(request, LoginFinish)
-    user_id: str | None = None
     try:
         await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
         passkey = await services.ceremonies.finish_authentication(
             request.cookies.get(LOGIN_COOKIE), body.credential
         )
-        user_id = passkey.user_id
-        await services.rate_limits.check(rate_limit.ACCOUNT, user_id)
-    except (PasskeyRejected, RateLimited) as exc:
-        await _sign_in_refused(request, "passkey", exc, user_id)
+    except RateLimited as exc:
+        await _sign_in_refused(request, "passkey", exc)
         raise
+    except PasskeyRejected as exc:
+        # Usernameless: the account is known only once the answer names a known passkey.
+        await _count_against_account(request, exc.user_id)
+        await _sign_in_refused(request, "passkey", exc)
+        raise
+    # A passkey that verifies is never held back by the account's failures (rate_limit says why).
     target = return_target(request, body.rd)
     response = await signed_in_response(
-        request, user_id, target, "passkey", json_body=True, passkey=passkey
+        request, passkey.user_id, target, "passkey", json_body=True, passkey=passkey
     )
     response.delete_cookie(LOGIN_COOKIE, path="/api/webauthn")
     return response
@@ -165,6 +169,16 @@ async def login_cancel(request: Request) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(LOGIN_COOKIE, path="/api/webauthn")
     return response
+
+
+async def _count_against_account(request: Request, user_id: str | None) -> None:
+    """Count a refused sign-in against its account; past the limit, record and raise
+    RateLimited in place of the refusal."""
+    try:
+        await services_of(request).rate_limits.sign_in_failed(user_id)
+    except RateLimited as exc:
+        await _sign_in_refused(request, "passkey", exc, user_id)
+        raise
 
 
 async def _sign_in_refused(
@@ -224,6 +238,8 @@ async def _pending_registration(request: Request, body: RegisterBegin) -> Pendin
         if await run_in_threadpool(services.users.count_users) > 0:
             raise SetupClosed("setup is already complete; sign in instead")
     else:
+        # Per IP only: a signup names no account yet, and how many it can make is bounded by the
+        # signup token's usage limit (withToken) or left open on purpose (open).
         await services.rate_limits.check(rate_limit.SIGNUP, client_address(request))
         mode = services.settings.allow_user_signups
         if mode == "disabled":
