@@ -34,8 +34,10 @@ from gateway import (
     request_log,
     webauthn_api,
 )
+from gateway.body_limit import BodyLimit
 from gateway.csrf import CsrfRejected
 from gateway.errors import (
+    BodyTooLarge,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -72,12 +74,13 @@ _SECURITY_HEADERS = [
 
 class PassgateApp:
     """Routes the forward-auth paths to the bare ASGI handler and everything else to Starlette,
-    adding security headers and a request id to its responses and a line to the request log."""
+    adding security headers and a request id to its responses and a line to the request log, and
+    capping request bodies (gateway.body_limit)."""
 
     def __init__(self, services: Services, pages_app: Starlette) -> None:
         self.services = services
         self._forward_auth = ForwardAuth(services)
-        self._pages: ASGIApp = pages_app
+        self._pages: ASGIApp = BodyLimit(pages_app)
         self.routes = pages_app.routes  # the route table, for tests that walk every route
         settings = services.settings
         self._log_pages = settings.access_log != "off"
@@ -228,6 +231,10 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return _error_page(request, status, "Invalid input", str(exc), None, "invalid_request", fields)
 
 
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 413, "Too much data", str(exc), None, "request_too_large")
+
+
 def create_app(services: Services) -> PassgateApp:
     """Build the ASGI app around ready services; closes them on shutdown."""
 
@@ -270,6 +277,7 @@ def create_app(services: Services) -> PassgateApp:
             Conflict: _conflict,
             ReadOnlyClient: _conflict,
             InvalidInput: _invalid,
+            BodyTooLarge: _too_large,
             404: _not_found,
         },
         lifespan=lifespan,

@@ -22,7 +22,7 @@ from gateway.audit import DetailValue
 from gateway.cookies import session_cookie
 from gateway.csrf import CsrfRejected, verify
 from gateway.enrolment import SetupClosed
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import BodyTooLarge, Conflict, InvalidInput, NotFound
 from gateway.passkey_ceremonies import AUDIT_REASONS, PasskeyRejected, PendingRegistration
 from gateway.rate_limit import RateLimited
 from gateway.signups import SignupRejected
@@ -73,11 +73,10 @@ def error(code: str, message: str, status: int, **headers: str) -> JSONResponse:
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
-    """CSRF-check and parse the JSON body; raises CsrfRejected, ValueError."""
+    """CSRF-check and parse the JSON body; raises CsrfRejected, BodyTooLarge (gateway.body_limit),
+    ValueError."""
     verify(request, services_of(request).settings, request.headers.get("x-csrf-token"))
     raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise ValueError("request body too large")
     return model.model_validate(json.loads(raw or b"{}"))
 
 
@@ -105,6 +104,8 @@ def _guarded(handler: Any) -> Any:
             return error("csrf", str(exc), 403)
         except (ValidationError, ValueError) as exc:
             return error("invalid_request", str(exc).splitlines()[0], 400)
+        except BodyTooLarge as exc:
+            return error("request_too_large", str(exc), 413)
         except RateLimited as exc:
             return error("rate_limited", str(exc), 429, **{"Retry-After": str(exc.retry_after)})
         except PasskeyRejected as exc:
