@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from importlib.resources import files
 from time import perf_counter
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -235,6 +237,21 @@ async def _too_large(request: Request, exc: Exception) -> Response:
     return _error_page(request, 413, "Too much data", str(exc), None, "request_too_large")
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals: a form its parser could not read (400; the parser's message is
+    not for the caller, and is logged at debug level) and a method the route does not take."""
+    assert isinstance(exc, HTTPException)
+    status = HTTPStatus(exc.status_code)
+    if status == HTTPStatus.BAD_REQUEST:
+        log.debug("unreadable form on %s: %s", request.url.path, exc.detail)
+        text, code = "the request body could not be read as a form", "invalid_request"
+    else:
+        text, code = status.phrase, status.phrase.lower().replace(" ", "_")
+    response = _error_page(request, status, status.phrase, text, None, code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
 def create_app(services: Services) -> PassgateApp:
     """Build the ASGI app around ready services; closes them on shutdown."""
 
@@ -278,6 +295,7 @@ def create_app(services: Services) -> PassgateApp:
             ReadOnlyClient: _conflict,
             InvalidInput: _invalid,
             BodyTooLarge: _too_large,
+            HTTPException: _http_error,
             404: _not_found,
         },
         lifespan=lifespan,
