@@ -23,7 +23,7 @@ from gateway.audit import DetailValue
 from gateway.cookies import session_cookie
 from gateway.csrf import CsrfRejected, verify
 from gateway.enrolment import SetupClosed
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import BodyTooLarge, Conflict, InvalidInput, NotFound, RequestInvalid
 from gateway.passkey_ceremonies import AUDIT_REASONS, PasskeyRejected, PendingRegistration
 from gateway.rate_limit import RateLimited
 from gateway.signups import SignupRejected
@@ -40,6 +40,7 @@ from gateway.web import (
 
 log = logging.getLogger("passgate.webauthn")
 
+NOT_JSON = "the request body is not valid JSON"
 LOGIN_COOKIE = "passgate_webauthn_login"
 REGISTER_COOKIE = "passgate_webauthn_register"
 
@@ -74,12 +75,30 @@ def error(code: str, message: str, status: int, **headers: str) -> JSONResponse:
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
-    """CSRF-check and parse the JSON body; raises CsrfRejected, ValueError."""
+    """CSRF-check and parse the JSON body; raises CsrfRejected, BodyTooLarge (gateway.body_limit)
+    and RequestInvalid, whose message is ours: never the JSON parser's or pydantic's text, which
+    may quote the body."""
     verify(request, services_of(request).settings, request.headers.get("x-csrf-token"))
     raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise ValueError("request body too large")
-    return model.model_validate(json.loads(raw or b"{}"))
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        log.debug("%s: body is not JSON: %s", request.url.path, exc)  # a position, no content
+        raise RequestInvalid(NOT_JSON, {}, unparseable=True) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestInvalid(_invalid_fields(model, exc), {}) from None
+
+
+def _invalid_fields(model: type[BaseModel], exc: ValidationError) -> str:
+    """A message naming the model's own fields that failed; never pydantic's text, nor a name
+    the caller made up."""
+    failed = {str(e["loc"][0]) for e in exc.errors(include_input=False) if e["loc"]}
+    names = sorted(failed & set(model.model_fields))
+    if names:
+        return "missing or invalid in the request: " + ", ".join(names)
+    return "the request body is not what this endpoint expects"
 
 
 def _with_cookie(response: Response, request: Request, name: str, value: str) -> Response:
@@ -104,8 +123,10 @@ def _guarded(handler: Any) -> Any:
             return response
         except CsrfRejected as exc:
             return error("csrf", str(exc), 403)
-        except (ValidationError, ValueError) as exc:
-            return error("invalid_request", str(exc).splitlines()[0], 400)
+        except RequestInvalid as exc:
+            return error("invalid_request", str(exc), 400)
+        except BodyTooLarge as exc:
+            return error("request_too_large", str(exc), 413)
         except RateLimited as exc:
             return error("rate_limited", str(exc), 429, **{"Retry-After": str(exc.retry_after)})
         except PasskeyRejected as exc:

@@ -225,6 +225,21 @@ def test_body_that_is_not_json_is_400(api: Api) -> None:
     assert response.status_code == 400 and response.json()["fields"] == {"body": "not valid JSON"}
 
 
+def test_body_that_is_not_json_gets_our_message_not_the_parsers(api: Api) -> None:
+    response = api.call("POST", "/users", content=b'{"username": }', headers={"Content-Type": "x"})
+    assert response.json()["error_description"] == "the body is not valid JSON"
+    assert "Expecting" not in response.text and "column" not in response.text
+
+
+def test_field_errors_name_the_fields_but_never_repeat_the_values_sent(api: Api) -> None:
+    sent = "value-from-the-caller"
+    body = {"username": [sent], "email": {"a": sent}, "groups": sent, "display_name": 5}
+    response = api.call("POST", "/users", json=body)
+    assert response.status_code == 422
+    assert set(response.json()["fields"]) == {"username", "email", "groups", "display_name"}
+    assert sent not in response.text and "input" not in response.text
+
+
 def test_duplicate_user_is_409(api: Api) -> None:
     api.call("POST", "/users", json={"username": "bob"})
     response = api.call("POST", "/users", json={"username": "bob"})
