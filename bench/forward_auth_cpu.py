@@ -14,7 +14,12 @@ callgrind and divide the difference by the difference in calls (start-up cancels
 Pass the same --data-dir to both runs (made on the first) so that neither generates signing keys,
 whose cost varies from run to run.
 
+`--uri` sets the protected request's target (X-Forwarded-Uri, default /dashboard); a `{i}` in
+it is replaced by the call's number, so every decision sees a new target and no cache helps
+(e.g. --uri '/a/./b/%2e%2e/c{i};v=1' for the canonicalisation's slow path).
+
 Usage: python bench/forward_auth_cpu.py [-n CALLS] [--rounds 5] [--data-dir DIR] [--access-log]
+                                        [--uri TARGET]
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ def steady_caches() -> None:
     sessions.CACHE_SECONDS = current_user.CACHE_SECONDS = 3600.0
 
 
-async def run(calls: int, rounds: int, data_dir: str | None, extra: dict[str, Any]) -> None:
+async def run(
+    calls: int, rounds: int, data_dir: str | None, extra: dict[str, Any], uri: str
+) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         settings = load_settings(
             app_url="https://auth.example.com",
@@ -63,12 +70,15 @@ async def run(calls: int, rounds: int, data_dir: str | None, extra: dict[str, An
                 (b"x-forwarded-method", b"GET"),
                 (b"x-forwarded-proto", b"https"),
                 (b"x-forwarded-host", b"app.example.com"),
-                (b"x-forwarded-uri", b"/dashboard"),
+                (b"x-forwarded-uri", uri.encode()),
                 (b"x-forwarded-for", b"203.0.113.7"),
                 (b"accept", b"text/html"),
                 (b"cookie", f"{settings.cookie_name}={cookie}".encode()),
             ],
         }
+        scopes = [scope]
+        if "{i}" in uri:
+            scopes = [_with_uri(scope, uri.replace("{i}", str(i)).encode()) for i in range(calls)]
         statuses: list[int] = []
 
         async def receive() -> dict[str, Any]:
@@ -82,13 +92,18 @@ async def run(calls: int, rounds: int, data_dir: str | None, extra: dict[str, An
         for _ in range(rounds):
             statuses.clear()
             started = time.process_time()
-            for _ in range(calls):
-                await app(scope, receive, send)
+            for i in range(calls):
+                await app(scopes[i % len(scopes)], receive, send)
             best = min(best, time.process_time() - started)
             if set(statuses) != {200}:
                 raise SystemExit(f"unexpected statuses: {sorted(set(statuses))}")
         await services.close()
     print(f"{calls} decisions per round, best of {rounds}: {best / calls * 1e6:.2f} us CPU each")
+
+
+def _with_uri(scope: dict[str, Any], uri: bytes) -> dict[str, Any]:
+    headers = [(k, uri if k == b"x-forwarded-uri" else v) for k, v in scope["headers"]]
+    return {**scope, "headers": headers}
 
 
 def main() -> None:
@@ -99,6 +114,7 @@ def main() -> None:
     parser.add_argument(
         "--access-log", action="store_true", help="with ACCESS_LOG=all (lines to /dev/null)"
     )
+    parser.add_argument("--uri", default="/dashboard", help="X-Forwarded-Uri ({i}: call number)")
     args = parser.parse_args()
     extra: dict[str, Any] = {}
     if args.access_log:
@@ -110,7 +126,7 @@ def main() -> None:
         configure(json_lines=True, level="info")
         logging.getLogger().handlers[0].setStream(open("/dev/null", "w"))  # noqa: SIM115
     steady_caches()
-    asyncio.run(run(args.calls, args.rounds, args.data_dir, extra))
+    asyncio.run(run(args.calls, args.rounds, args.data_dir, extra, args.uri))
 
 
 if __name__ == "__main__":

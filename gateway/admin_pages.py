@@ -9,18 +9,12 @@ from starlette.routing import Route
 
 from gateway.admin_web import Admin, admin_only, console
 from gateway.administration import AccessCheck
-from gateway.decision import Outcome
+from gateway.decision import VERDICTS
 from gateway.errors import InvalidInput, NotFound
 from gateway.settings_overview import effective_settings
 from gateway.web import services_of
 
 SECTION_RULES = "/admin/rules"
-VERDICTS = {
-    Outcome.ALLOW: "Allowed: the request reaches the service with the user's identity.",
-    Outcome.BYPASS: "Open: the request reaches the service without anyone signing in.",
-    Outcome.LOGIN: "Sign-in required: the browser is sent to the login page first.",
-    Outcome.FORBIDDEN: "Denied: the answer is 403.",
-}
 
 
 @admin_only
@@ -53,6 +47,7 @@ async def rules(request: Request, admin: Admin) -> Response:
         400 if error else 200,
         rules=ruleset.rules,
         default_policy=ruleset.default_policy,
+        warnings=ruleset.warnings,
         source=services.settings.config_file,
         form=form,
         check=check,

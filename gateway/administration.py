@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
-from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 
@@ -21,11 +20,13 @@ from gateway.current_user import CurrentUser
 from gateway.custom_claims import CustomClaims
 from gateway.decision import Outcome, decide
 from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.forwarded import ForwardedInvalid, RequestAmbiguous, request_from_url
 from gateway.login_codes import LoginCodes
 from gateway.notifications import Notifications
 from gateway.oidc_clients import ClientService, OidcClient
 from gateway.passkeys import Passkey, PasskeyService
 from gateway.request_facts import RequestFacts
+from gateway.request_target import EncodedSlashes
 from gateway.rules import RulesStore
 from gateway.sessions import SessionRecord, Sessions
 from gateway.settings import Settings
@@ -73,6 +74,8 @@ class AccessCheck:
     username: str | None
     outcome: Outcome
     rule: str
+    canonical_url: str  # the URL as forward-auth reads it (gateway.request_target)
+    path: str  # the canonical path the rules matched
     allowed_users: tuple[str, ...] | None = None
 
 
@@ -548,42 +551,41 @@ class Administration:
         """What forward-auth would answer for `url`: for `username` (a disabled user counts
         as signed out), or for an anonymous visitor plus the active users who would be let in.
         InvalidInput for a URL that is not absolute http(s); NotFound for an unknown user."""
-        facts = _facts(url, method)
+        facts = _facts(url, method, self._settings.encoded_slashes)
         rules = self._rules.current
         if username is not None:
             user = await self.get_user(username)
             identity = None if user.disabled else user.identity()
             decision = decide(facts, identity, rules)
-            return AccessCheck(url, facts.method, user.username, decision.outcome, decision.rule)
+            return AccessCheck(
+                url,
+                facts.method,
+                user.username,
+                decision.outcome,
+                decision.rule,
+                facts.url,
+                facts.path,
+            )
         decision = decide(facts, None, rules)
         allowed = tuple(
             user.username
             for user in await self.list_users()
             if not user.disabled and decide(facts, user.identity(), rules).outcome in _LET_IN
         )
-        return AccessCheck(url, facts.method, None, decision.outcome, decision.rule, allowed)
+        return AccessCheck(
+            url, facts.method, None, decision.outcome, decision.rule, facts.url, facts.path, allowed
+        )
 
 
 _LET_IN = frozenset({Outcome.ALLOW, Outcome.BYPASS})
 
 
-def _facts(url: str, method: str) -> RequestFacts:
-    parts = urlsplit(url.strip())
+def _facts(url: str, method: str, encoded_slashes: EncodedSlashes) -> RequestFacts:
+    """The canonical request forward-auth would judge for `url`; InvalidInput says why not."""
     try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise InvalidInput(f"url {url!r} has an invalid port", "url") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"url {url!r} must be an absolute http(s) URL", "url")
-    verb = method.strip().upper()
-    if not verb.isalpha() or len(verb) > 16:
-        raise InvalidInput(f"method {method!r} is not an HTTP method", "method")
-    return RequestFacts(
-        method=verb,
-        scheme=parts.scheme,
-        host=parts.hostname.lower(),
-        path=parts.path or "/",
-        query=parts.query,
-        url=url.strip(),
-        client_ip=None,
-    )
+        return request_from_url(url.strip(), method.strip() or "GET", encoded_slashes)
+    except RequestAmbiguous as exc:
+        raise InvalidInput(f"forward-auth refuses this URL (400): {exc}", "url") from None
+    except ForwardedInvalid as exc:
+        field = "method" if "method" in str(exc) else "url"
+        raise InvalidInput(f"{field}: {exc}", field) from None

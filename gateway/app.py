@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from importlib.resources import files
 from time import perf_counter
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -34,8 +36,10 @@ from gateway import (
     request_log,
     webauthn_api,
 )
+from gateway.body_limit import BodyLimit
 from gateway.csrf import CsrfRejected
 from gateway.errors import (
+    BodyTooLarge,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -72,12 +76,13 @@ _SECURITY_HEADERS = [
 
 class PassgateApp:
     """Routes the forward-auth paths to the bare ASGI handler and everything else to Starlette,
-    adding security headers and a request id to its responses and a line to the request log."""
+    adding security headers and a request id to its responses and a line to the request log, and
+    capping request bodies (gateway.body_limit)."""
 
     def __init__(self, services: Services, pages_app: Starlette) -> None:
         self.services = services
         self._forward_auth = ForwardAuth(services)
-        self._pages: ASGIApp = pages_app
+        self._pages: ASGIApp = BodyLimit(pages_app)
         self.routes = pages_app.routes  # the route table, for tests that walk every route
         settings = services.settings
         self._log_pages = settings.access_log != "off"
@@ -228,6 +233,25 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return _error_page(request, status, "Invalid input", str(exc), None, "invalid_request", fields)
 
 
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 413, "Too much data", str(exc), None, "request_too_large")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals: a form its parser could not read (400; the parser's message is
+    not for the caller, and is logged at debug level) and a method the route does not take."""
+    assert isinstance(exc, HTTPException)
+    status = HTTPStatus(exc.status_code)
+    if status == HTTPStatus.BAD_REQUEST:
+        log.debug("unreadable form on %s: %s", request.url.path, exc.detail)
+        text, code = "the request body could not be read as a form", "invalid_request"
+    else:
+        text, code = status.phrase, status.phrase.lower().replace(" ", "_")
+    response = _error_page(request, status, status.phrase, text, None, code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
 def create_app(services: Services) -> PassgateApp:
     """Build the ASGI app around ready services; closes them on shutdown."""
 
@@ -270,6 +294,8 @@ def create_app(services: Services) -> PassgateApp:
             Conflict: _conflict,
             ReadOnlyClient: _conflict,
             InvalidInput: _invalid,
+            BodyTooLarge: _too_large,
+            HTTPException: _http_error,
             404: _not_found,
         },
         lifespan=lifespan,

@@ -19,6 +19,7 @@ from typing import Any, cast
 from gateway import __version__, metrics
 from gateway.administration import ClientChanges, ClientSettings
 from gateway.audit import CLI, AuditFilters
+from gateway.decision import VERDICTS
 from gateway.errors import InvalidInput, PassgateError
 from gateway.logs import configure
 from gateway.oidc_clients import OidcClient
@@ -434,6 +435,22 @@ async def cmd_audit(args: argparse.Namespace, services: Services) -> int:
     return 0
 
 
+@with_services
+async def cmd_rules(args: argparse.Namespace, services: Services) -> int:
+    """`passgate rules check URL`: the canonical form forward-auth judges and the rule that wins."""
+    # Warnings about the rules themselves are logged when they load (stderr).
+    check = await services.admin.check_access(args.url, args.user, args.method)
+    print(f"url: {check.url}")
+    print(f"canonical: {check.canonical_url}")
+    print(f"path matched by rules: {check.path}")
+    print(f"as: {check.username or 'someone not signed in'} ({check.method})")
+    print(f"decision: {check.outcome.value}: {VERDICTS[check.outcome]}")
+    print(f"rule: {check.rule}")
+    if check.allowed_users is not None:
+        print(f"signed-in users let in: {', '.join(check.allowed_users) or '-'}")
+    return 0
+
+
 def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
     parser.add_argument(
         "--redirect-uri",
@@ -604,6 +621,16 @@ def build_parser() -> argparse.ArgumentParser:
         audit_parser.add_argument("--since", type=_moment, help="ISO time or age (7d, 12h)")
         audit_parser.add_argument("--until", type=_moment, help="ISO time or age (7d, 12h)")
         audit_parser.add_argument("--failed", action="store_true", help="failures only")
+
+    rules = sub.add_parser("rules", help="the access rules in CONFIG_FILE")
+    rules.set_defaults(func=cmd_rules)
+    rule_actions = rules.add_subparsers(dest="action", required=True)
+    rules_check = rule_actions.add_parser(
+        "check", help="show how forward-auth reads a URL and which rule wins"
+    )
+    rules_check.add_argument("url", help="absolute URL, e.g. https://app.example.com/x/../admin")
+    rules_check.add_argument("--user", help="judge for this user (default: not signed in)")
+    rules_check.add_argument("--method", default="GET", help="HTTP method (default: GET)")
 
     keys = sub.add_parser("keys", help="ID-token signing keys")
     keys.set_defaults(func=cmd_keys)

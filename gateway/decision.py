@@ -17,6 +17,15 @@ class Outcome(enum.Enum):
     FORBIDDEN = "forbidden"  # known (or irrelevant) and not permitted: 403
 
 
+# What each outcome means for the person asking, in the console and `passgate rules check`.
+VERDICTS = {
+    Outcome.ALLOW: "Allowed: the request reaches the service with the user's identity.",
+    Outcome.BYPASS: "Open: the request reaches the service without anyone signing in.",
+    Outcome.LOGIN: "Sign-in required: the browser is sent to the login page first.",
+    Outcome.FORBIDDEN: "Denied: the answer is 403.",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     outcome: Outcome

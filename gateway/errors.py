@@ -86,3 +86,12 @@ class RequestInvalid(InvalidInput):
         super().__init__(message)
         self.fields = fields
         self.unparseable = unparseable  # not JSON at all: 400 rather than 422
+
+
+class BodyTooLarge(PassgateError):
+    """A request body is longer than Passgate reads (`limit` bytes): said by Content-Length or
+    found while reading, before the rest is read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over the limit of {limit // 1024} KiB")
+        self.limit = limit

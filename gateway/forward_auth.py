@@ -25,7 +25,14 @@ from starlette.types import Receive, Scope, Send
 from gateway import metrics, request_log
 from gateway.decision import Decision, Outcome, decide
 from gateway.errors import SessionStoreUnavailable
-from gateway.forwarded import ForwardedInvalid, UntrustedProxy, original_request, parse_ip
+from gateway.forward_refusals import Refusals
+from gateway.forwarded import (
+    ForwardedInvalid,
+    RequestAmbiguous,
+    UntrustedProxy,
+    original_request,
+    parse_ip,
+)
 from gateway.identity import Identity
 from gateway.request_facts import RequestFacts
 from gateway.services import Services
@@ -91,6 +98,8 @@ class ForwardAuth:
         self._www_authenticate = f'Passgate realm="{settings.app_name}"'.encode()
         self._untrusted_logged: set[str] = set()
         self._access_log = settings.access_log == "all"
+        self._encoded_slashes = settings.encoded_slashes
+        self._refusals = Refusals(services.audit, self._trusted)
         # Bound once: the hot path pays one counter increment and one histogram observation.
         self._decisions = metrics.DECISION_COUNTERS
         self._latency = metrics.FORWARD_AUTH_SECONDS
@@ -146,13 +155,19 @@ class ForwardAuth:
         client = scope.get("client")
         peer = parse_ip(client[0]) if client else None
         try:
-            facts = original_request(headers, peer, self._trusted, nginx=proxy == "nginx")
+            facts = original_request(
+                headers, peer, self._trusted, proxy == "nginx", self._encoded_slashes
+            )
         except UntrustedProxy as exc:
             self._log_untrusted(peer)
             await _respond(send, 403, extra, _json("untrusted_proxy", str(exc)))
             return "untrusted_proxy", None, None
         except ForwardedInvalid as exc:
-            await _respond(send, 400, extra, _json("invalid_request", str(exc)))
+            if isinstance(exc, RequestAmbiguous):
+                await self._refusals.record(str(exc), headers, peer)
+            # nginx's auth_request turns anything but 2xx/401/403 into a 500: refuse with 403.
+            status = 403 if proxy == "nginx" else 400
+            await _respond(send, status, extra, _json("invalid_request", str(exc)))
             return "invalid_request", None, None
 
         rules_store = self._services.rules

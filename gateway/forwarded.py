@@ -7,12 +7,20 @@ inside TRUSTED_PROXIES: anyone else could claim to be any client on any host.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
-from urllib.parse import urlsplit
 
 from gateway.request_facts import RequestFacts
+from gateway.request_target import (
+    EncodedSlashes,
+    TargetRefused,
+    canonical_authority,
+    canonical_target,
+)
+
+_ABSOLUTE_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)
 
 Network = IPv4Network | IPv6Network
 Address = IPv4Address | IPv6Address
@@ -20,6 +28,10 @@ Address = IPv4Address | IPv6Address
 
 class ForwardedInvalid(Exception):
     """The sub-request lacks or garbles the headers that describe the original request."""
+
+
+class RequestAmbiguous(ForwardedInvalid):
+    """The original host or path cannot be read one unambiguous way, so it is refused."""
 
 
 class UntrustedProxy(ForwardedInvalid):
@@ -80,44 +92,77 @@ def original_request(
     peer: Address | None,
     trusted: TrustedProxies,
     nginx: bool = False,
+    encoded_slashes: EncodedSlashes = "reject",
 ) -> RequestFacts:
-    """Build RequestFacts from a forward-auth sub-request's headers (lower-case names).
+    """Build RequestFacts from a forward-auth sub-request's headers (lower-case names), with
+    the host and path in their one canonical form (gateway.request_target).
 
     Raises UntrustedProxy when the peer is not trusted, ForwardedInvalid when headers are missing
-    or malformed.
+    or malformed, RequestAmbiguous when the target cannot be read one unambiguous way.
     """
     if not is_trusted(peer, trusted):
         raise UntrustedProxy("forward-auth requests are only accepted from TRUSTED_PROXIES")
+    client = client_ip(peer, headers.get("x-forwarded-for") or headers.get("x-real-ip"), trusted)
     original_url = headers.get("x-original-url") if nginx else None
     if original_url:
-        parts = urlsplit(original_url)
-        scheme, netloc, path, query = parts.scheme, parts.netloc, parts.path, parts.query
         method = headers.get("x-original-method") or headers.get("x-forwarded-method") or "GET"
-    else:
-        uri = headers.get("x-forwarded-uri")
-        if uri is None:
-            raise ForwardedInvalid("missing X-Forwarded-Uri: is this a forward_auth sub-request?")
-        scheme = headers.get("x-forwarded-proto") or "https"
-        netloc = headers.get("x-forwarded-host") or headers.get("host") or ""
-        path, _, query = uri.partition("?")
-        method = headers.get("x-forwarded-method") or "GET"
+        return request_from_url(original_url, method, encoded_slashes, client)
+    target = headers.get("x-forwarded-uri")
+    if target is None:
+        raise ForwardedInvalid("missing X-Forwarded-Uri: is this a forward_auth sub-request?")
+    return _canonical_facts(
+        headers.get("x-forwarded-proto") or "https",
+        headers.get("x-forwarded-host") or headers.get("host") or "",
+        target,
+        headers.get("x-forwarded-method") or "GET",
+        encoded_slashes,
+        client,
+    )
+
+
+def request_from_url(
+    url: str,
+    method: str = "GET",
+    encoded_slashes: EncodedSlashes = "reject",
+    client: Address | None = None,
+) -> RequestFacts:
+    """RequestFacts for an absolute URL (nginx's X-Original-URL, the rules tester).
+
+    Raises ForwardedInvalid for a URL that is not absolute http(s), RequestAmbiguous as above.
+    """
+    # Split by hand: urlsplit would cut a literal '#' off as a fragment and judge less.
+    absolute = _ABSOLUTE_URL.fullmatch(url)
+    if absolute is None:
+        raise ForwardedInvalid("the URL must be an absolute http(s) URL")
+    scheme, netloc, target = absolute.groups()
+    return _canonical_facts(scheme, netloc, target, method, encoded_slashes, client)
+
+
+def _canonical_facts(
+    scheme: str,
+    netloc: str,
+    target: str,
+    method: str,
+    encoded_slashes: EncodedSlashes,
+    client: Address | None,
+) -> RequestFacts:
     scheme = scheme.lower()
-    netloc = netloc.split(",")[0].strip()
-    host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
-    host = host.strip("[]").lower().rstrip(".")
-    if scheme not in ("http", "https") or not host or not path.startswith("/"):
+    if scheme not in ("http", "https"):
         raise ForwardedInvalid("the forwarded URL is not an absolute http(s) URL")
-    if any(ch in netloc + path + query for ch in "\r\n\t\\ \x00"):
-        raise ForwardedInvalid("the forwarded URL contains forbidden characters")
-    url = f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+    if not method.isascii() or not method.isalpha() or len(method) > 16:
+        raise ForwardedInvalid("the forwarded method is not an HTTP method")
+    try:
+        authority = canonical_authority(netloc.split(",")[0].strip(), scheme)
+        canonical = canonical_target(target, encoded_slashes)
+    except TargetRefused as exc:
+        raise RequestAmbiguous(str(exc)) from None
+    query = canonical.query
     return RequestFacts(
         method=method.upper(),
         scheme=scheme,
-        host=host,
-        path=path,
+        host=authority.host,
+        path=canonical.path,
         query=query,
-        url=url,
-        client_ip=client_ip(
-            peer, headers.get("x-forwarded-for") or headers.get("x-real-ip"), trusted
-        ),
+        url=f"{scheme}://{authority.netloc()}{canonical.url_path}" + (f"?{query}" if query else ""),
+        client_ip=client,
     )

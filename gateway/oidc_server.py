@@ -7,6 +7,8 @@ the web layer reads the request body first and calls it in a worker thread.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import secrets
@@ -20,6 +22,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     OAuth2Request,
@@ -62,6 +65,12 @@ ERROR_DESCRIPTIONS = {
     "consent_required": "the user must consent",
 }
 CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post"]
+# How a request can try to authenticate its client, as error messages name them.
+AUTH_METHOD_NAMES = {
+    "client_secret_basic": "HTTP Basic",
+    "client_secret_post": "client_secret",
+    "client_assertion": "client_assertion",
+}
 ALL_AUTH = [*CONFIDENTIAL_AUTH, "none"]
 
 
@@ -200,6 +209,26 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
     def _expires_in(client: ClientAdapter, grant_type: str) -> int:
         return int(client.client.access_token_lifetime)
 
+    def authenticate_client(
+        self, request: PassgateRequest, methods: list[str], endpoint: str = "token"
+    ) -> ClientAdapter:
+        """authlib's client authentication (token, introspection and revocation endpoints),
+        after two checks of our own. Raises InvalidRequestError when the request authenticates
+        the client two ways (RFC 6749 2.3: one method per request, or which one counts is
+        anyone's guess) and InvalidClientError for Basic credentials that are not UTF-8 text."""
+        used = client_auth_methods(request)
+        if len(used) > 1:
+            log.info("%s request refused: the client authenticates with %s", endpoint, used)
+            named = " and ".join(AUTH_METHOD_NAMES[method] for method in used)
+            raise InvalidRequestError(f"authenticate the client one way only, not with {named}")
+        if "client_secret_basic" in used and not _basic_readable(request):
+            raise InvalidClientError(
+                status_code=401,
+                description="the Authorization header does not hold Basic credentials",
+            )
+        client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
+        return client
+
     def query_client(self, client_id: str) -> ClientAdapter | None:
         client = self.clients.find(client_id) if client_id else None
         return ClientAdapter(client, self.clients) if client is not None else None
@@ -292,6 +321,35 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
     def active_user(self, user_id: str) -> User | None:
         user = self.users.find_user(user_id)
         return user if user is not None and not user.disabled else None
+
+
+def client_auth_methods(request: PassgateRequest) -> list[str]:
+    """The ways a request tries to authenticate its client: an HTTP Basic header, a
+    client_secret parameter, a client_assertion (RFC 7523, which Passgate does not take)."""
+    data = request.payload.data
+    used = ["client_secret_basic"] if _basic_token(request) is not None else []
+    if data.get("client_secret"):
+        used.append("client_secret_post")
+    if data.get("client_assertion"):
+        used.append("client_assertion")
+    return used
+
+
+def _basic_token(request: PassgateRequest) -> str | None:
+    """The credentials of an `Authorization: Basic` header, split as authlib splits them."""
+    parts = request.headers.get("authorization", "").split(None, 1)
+    if not parts or parts[0].lower() != "basic":
+        return None
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _basic_readable(request: PassgateRequest) -> bool:
+    """Whether the Basic credentials decode to text (authlib's decoder assumes they do)."""
+    try:
+        base64.b64decode(_basic_token(request) or "").decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return True
 
 
 def client_actor(client: OidcClient, request: PassgateRequest | None) -> Actor:

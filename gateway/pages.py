@@ -78,9 +78,7 @@ async def login_with_code(request: Request) -> Response:
     try:
         await services.rate_limits.check(rate_limit.LOGIN_CODE, client_address(request))
     except RateLimited:
-        await record_event(
-            request, "sign_in", success=False, reason="rate limited", details={"method": method}
-        )
+        await _code_rate_limited(request, method)
         raise
     rd = form.get("rd") or None
     try:
@@ -88,6 +86,14 @@ async def login_with_code(request: Request) -> Response:
     except LoginCodeRejected as exc:
         log.info("login code rejected from %s", client_address(request))
         metrics.login(method, success=False)
+        # An unknown code names no account, so only the per-IP limit above counts it (80 bits
+        # make guessing hopeless; one shared counter would let anyone block every code). A code
+        # that does name one (expired, disabled user) counts against that account too.
+        try:
+            await services.rate_limits.sign_in_failed(exc.user_id)
+        except RateLimited:
+            await _code_rate_limited(request, method, exc.user_id)
+            raise
         await record_event(
             request,
             "sign_in",
@@ -99,6 +105,17 @@ async def login_with_code(request: Request) -> Response:
         safe_rd = return_target(request, rd) if rd else ""
         return page(request, "login_code_form.html", 400, rd=safe_rd, error=str(exc))
     return await signed_in_response(request, user.id, return_target(request, rd), method)
+
+
+async def _code_rate_limited(request: Request, method: str, user_id: str | None = None) -> None:
+    await record_event(
+        request,
+        "sign_in",
+        user_id=user_id,
+        success=False,
+        reason="rate limited",
+        details={"method": method},
+    )
 
 
 async def logout_page(request: Request) -> Response:

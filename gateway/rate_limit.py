@@ -1,6 +1,10 @@
 """Rate limits for sign-in, passkey ceremonies, login codes and signups (per IP and per account).
 
 Counters live in the short-lived store (Redis or the database), so every worker shares them.
+Per-IP limits count every attempt before any work. The per-account limit counts failed
+sign-ins that name an account (a known passkey that did not verify, a code of that account that
+was expired or belongs to a disabled user), keyed by the account alone, so a client rotating
+X-Forwarded-For cannot reset it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class Limit:
 WEBAUTHN = Limit("webauthn", 30, 60)
 LOGIN_CODE = Limit("login-code", 10, 600)
 SIGNUP = Limit("signup", 10, 3600)
-ACCOUNT = Limit("account", 20, 600)
+ACCOUNT = Limit("account", 20, 600)  # failed sign-ins of one account, from any address
 
 
 class RateLimiter:
@@ -45,3 +49,15 @@ class RateLimiter:
         count = await self._store.hit(key, limit.window)
         if count > limit.attempts:
             raise RateLimited(max(1, math.ceil(limit.window)))
+
+    async def sign_in_failed(self, user_id: str | None) -> None:
+        """Count a refused sign-in against the account it names (none: nothing to count);
+        RateLimited once the account has failed ACCOUNT.attempts times in the window.
+
+        Only failures are counted and only failures are refused, never a sign-in that verifies:
+        anyone who can make an account's sign-ins fail (a passkey's credential id is enough)
+        could otherwise lock its owner out. Past the limit the failure answers 429 instead of
+        its reason, so a script learns nothing more about that account from any address.
+        """
+        if user_id:
+            await self.check(ACCOUNT, user_id)

@@ -8,9 +8,11 @@ from ipaddress import IPv4Address, IPv6Address
 
 @dataclass(frozen=True, slots=True)
 class RequestFacts:
-    """The request the client sent to the proxy (not the proxy's sub-request to us).
+    """The request the client sent to the proxy (not the proxy's sub-request to us), in its
+    canonical form (gateway.request_target): every rule, redirect and log line reads these.
 
-    `host` is lower-case without port; `path` excludes the query string; `url` is the full
+    `host` is lower-case without port or trailing dot; `path` is the canonical path rules match
+    (decoded, dot segments resolved, slashes merged, `;params` dropped); `url` is the canonical
     original URL (scheme://host[:port]/path?query) used as the return target after login.
     """
 

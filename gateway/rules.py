@@ -213,10 +213,12 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """Compiled rules in file order, plus the policy when none matches."""
+    """Compiled rules in file order, plus the policy when none matches, and warnings about
+    patterns that probably match more than their author meant."""
 
     default_policy: Policy
     rules: tuple[Rule, ...]
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls, default_policy: Policy = "allow") -> RuleSet:
@@ -291,7 +293,37 @@ def load_rules(path: Path) -> RuleSet:
     except ValidationError as exc:
         raise RulesError(_describe(path, data, exc)) from None
     rules = tuple(_compile(i, rule) for i, rule in enumerate(model.rules, start=1))
-    return RuleSet(model.default_policy, rules)
+    warnings = tuple(
+        f"{path}: {warning}"
+        for i, rule in enumerate(model.rules, start=1)
+        for warning in _warnings(i, rule)
+    )
+    return RuleSet(model.default_policy, rules, warnings)
+
+
+def _warnings(index: int, model: RuleModel) -> list[str]:
+    """Resource patterns that are valid but likely wider than meant. Patterns match the
+    canonical path (gateway.request_target), from its first character only if anchored."""
+    where = f"rule {index}" + (f' ("{model.name}")' if model.name else "")
+    found = []
+    for pattern in model.resources or ():
+        if not pattern.startswith(("^", "\\A")):
+            found.append(
+                f"{where}: resource {pattern!r} has no leading '^', so it matches anywhere in "
+                f"the path (e.g. /anything{pattern.lstrip('^')})"
+            )
+        if model.policy == "bypass" and not _ends_a_path(pattern):
+            found.append(
+                f"{where}: bypass resource {pattern!r} ends neither in '/' nor '$', so it also "
+                f"matches longer names (e.g. '^/public' matches /publicity); write '^/public/' "
+                f"or '^/public(/|$)'"
+            )
+    return found
+
+
+def _ends_a_path(pattern: str) -> bool:
+    """Whether a pattern ends its last path segment: `...$`, `.../`, `.../.*`."""
+    return pattern.rstrip(".*+?()").endswith(("/", "$", "\\Z", "\\z"))
 
 
 class RulesStore:
@@ -309,6 +341,7 @@ class RulesStore:
         self._current = load_rules(path)
         self._next_check = clock() + CHECK_INTERVAL
         log.info("access rules loaded from %s (%d rules)", path, len(self._current.rules))
+        self._log_warnings()
 
     @property
     def current(self) -> RuleSet:
@@ -341,3 +374,8 @@ class RulesStore:
             log.error("access rules not reloaded, the previous rules stay in force: %s", exc)
             return
         log.info("access rules reloaded from %s (%d rules)", self._path, len(self._current.rules))
+        self._log_warnings()
+
+    def _log_warnings(self) -> None:
+        for warning in self._current.warnings:
+            log.warning("access rules: %s", warning)

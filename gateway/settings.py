@@ -56,10 +56,13 @@ class Settings(BaseSettings):
         "X-Forwarded-For sent by TRUSTED_PROXIES. Forward-auth always believes X-Forwarded-* "
         "from TRUSTED_PROXIES only.",
     )
+    # Loopback only (Caddy on the same machine); docker-compose.yaml names Caddy's fixed
+    # address. A private range would let any host or container in it forge X-Forwarded-For.
     trusted_proxies: str = Field(
-        "127.0.0.1/32,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
-        description="Comma-separated CIDRs whose X-Forwarded-* headers are believed "
-        "when TRUST_PROXY is on.",
+        "127.0.0.0/8,::1/128",
+        description="Comma-separated CIDRs of the proxies whose X-Forwarded-* headers are "
+        "believed: forward-auth refuses any other peer, and TRUST_PROXY takes the client IP "
+        "from them. Add your proxy's address if it runs on another host.",
     )
     encryption_key: str | None = Field(
         None,
@@ -109,6 +112,12 @@ class Settings(BaseSettings):
     )
     config_file: Path | None = Field(
         None, description="YAML file with access rules (see config/rules.example.yaml)."
+    )
+    encoded_slashes: Literal["reject", "keep"] = Field(
+        "reject",
+        description="A protected request whose path holds an encoded slash (%2F): reject (400) "
+        "or keep it, matched as %2F inside one segment (for WebDAV or S3-style apps that need "
+        "it; rules then see /a%2Fb, not /a/b).",
     )
     maxmind_db_path: Path | None = Field(
         None,

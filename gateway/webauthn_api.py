@@ -1,7 +1,8 @@
 """JSON endpoints behind the passkey buttons: begin and finish each ceremony.
 
-Every call needs the CSRF header and our own Origin; every call is rate-limited per IP. Errors
-come back as `{"error": code, "message": text}` with a status that says what happened.
+Every call needs the CSRF header and our own Origin; every call is rate-limited per IP, and a
+refused sign-in also counts against the account its passkey names. Errors come back as
+`{"error": code, "message": text}` with a status that says what happened.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gateway.audit import DetailValue
 from gateway.cookies import session_cookie
 from gateway.csrf import CsrfRejected, verify
 from gateway.enrolment import SetupClosed
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import BodyTooLarge, Conflict, InvalidInput, NotFound, RequestInvalid
 from gateway.passkey_ceremonies import AUDIT_REASONS, PasskeyRejected, PendingRegistration
 from gateway.rate_limit import RateLimited
 from gateway.signups import SignupRejected
@@ -39,6 +40,7 @@ from gateway.web import (
 
 log = logging.getLogger("passgate.webauthn")
 
+NOT_JSON = "the request body is not valid JSON"
 LOGIN_COOKIE = "passgate_webauthn_login"
 REGISTER_COOKIE = "passgate_webauthn_register"
 
@@ -73,12 +75,30 @@ def error(code: str, message: str, status: int, **headers: str) -> JSONResponse:
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
-    """CSRF-check and parse the JSON body; raises CsrfRejected, ValueError."""
+    """CSRF-check and parse the JSON body; raises CsrfRejected, BodyTooLarge (gateway.body_limit)
+    and RequestInvalid, whose message is ours: never the JSON parser's or pydantic's text, which
+    may quote the body."""
     verify(request, services_of(request).settings, request.headers.get("x-csrf-token"))
     raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise ValueError("request body too large")
-    return model.model_validate(json.loads(raw or b"{}"))
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        log.debug("%s: body is not JSON: %s", request.url.path, exc)  # a position, no content
+        raise RequestInvalid(NOT_JSON, {}, unparseable=True) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestInvalid(_invalid_fields(model, exc), {}) from None
+
+
+def _invalid_fields(model: type[BaseModel], exc: ValidationError) -> str:
+    """A message naming the model's own fields that failed; never pydantic's text, nor a name
+    the caller made up."""
+    failed = {str(e["loc"][0]) for e in exc.errors(include_input=False) if e["loc"]}
+    names = sorted(failed & set(model.model_fields))
+    if names:
+        return "missing or invalid in the request: " + ", ".join(names)
+    return "the request body is not what this endpoint expects"
 
 
 def _with_cookie(response: Response, request: Request, name: str, value: str) -> Response:
@@ -103,8 +123,10 @@ def _guarded(handler: Any) -> Any:
             return response
         except CsrfRejected as exc:
             return error("csrf", str(exc), 403)
-        except (ValidationError, ValueError) as exc:
-            return error("invalid_request", str(exc).splitlines()[0], 400)
+        except RequestInvalid as exc:
+            return error("invalid_request", str(exc), 400)
+        except BodyTooLarge as exc:
+            return error("request_too_large", str(exc), 413)
         except RateLimited as exc:
             return error("rate_limited", str(exc), 429, **{"Retry-After": str(exc.retry_after)})
         except PasskeyRejected as exc:
@@ -129,20 +151,23 @@ async def login_begin(request: Request) -> Response:
 async def login_finish(request: Request) -> Response:
     services = services_of(request)
     body: LoginFinish = await _body(request, LoginFinish)
-    user_id: str | None = None
     try:
         await services.rate_limits.check(rate_limit.WEBAUTHN, client_address(request))
         passkey = await services.ceremonies.finish_authentication(
             request.cookies.get(LOGIN_COOKIE), body.credential
         )
-        user_id = passkey.user_id
-        await services.rate_limits.check(rate_limit.ACCOUNT, user_id)
-    except (PasskeyRejected, RateLimited) as exc:
-        await _sign_in_refused(request, "passkey", exc, user_id)
+    except RateLimited as exc:
+        await _sign_in_refused(request, "passkey", exc)
         raise
+    except PasskeyRejected as exc:
+        # Usernameless: the account is known only once the answer names a known passkey.
+        await _count_against_account(request, exc.user_id)
+        await _sign_in_refused(request, "passkey", exc)
+        raise
+    # A passkey that verifies is never held back by the account's failures (rate_limit says why).
     target = return_target(request, body.rd)
     response = await signed_in_response(
-        request, user_id, target, "passkey", json_body=True, passkey=passkey
+        request, passkey.user_id, target, "passkey", json_body=True, passkey=passkey
     )
     response.delete_cookie(LOGIN_COOKIE, path="/api/webauthn")
     return response
@@ -165,6 +190,16 @@ async def login_cancel(request: Request) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(LOGIN_COOKIE, path="/api/webauthn")
     return response
+
+
+async def _count_against_account(request: Request, user_id: str | None) -> None:
+    """Count a refused sign-in against its account; past the limit, record and raise
+    RateLimited in place of the refusal."""
+    try:
+        await services_of(request).rate_limits.sign_in_failed(user_id)
+    except RateLimited as exc:
+        await _sign_in_refused(request, "passkey", exc, user_id)
+        raise
 
 
 async def _sign_in_refused(
@@ -224,6 +259,8 @@ async def _pending_registration(request: Request, body: RegisterBegin) -> Pendin
         if await run_in_threadpool(services.users.count_users) > 0:
             raise SetupClosed("setup is already complete; sign in instead")
     else:
+        # Per IP only: a signup names no account yet, and how many it can make is bounded by the
+        # signup token's usage limit (withToken) or left open on purpose (open).
         await services.rate_limits.check(rate_limit.SIGNUP, client_address(request))
         mode = services.settings.allow_user_signups
         if mode == "disabled":

@@ -1,9 +1,13 @@
 """Abuse protection and signup modes, in-process: CSRF on JSON calls, rate limits with 429 and
-Retry-After, signups disabled / with a token / open, and the setup page's lifetime."""
+Retry-After (per IP, and per account whatever X-Forwarded-For a trusted proxy relays), signups
+disabled / with a token / open, and the setup page's lifetime."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from ipaddress import IPv4Address
+from itertools import count
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +16,7 @@ from gateway import rate_limit
 from gateway.app import create_app
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from tests.web_client import WebClient, audit_rows
 
 pytestmark = pytest.mark.anyio
 ORIGIN = "https://auth.example.com"
@@ -197,3 +202,118 @@ async def test_pages_carry_a_strict_content_security_policy(services: Services) 
     assert "script-src 'self'" in csp and "default-src 'none'" in csp
     assert "frame-ancestors 'none'" in csp
     assert "http" not in csp.split("form-action")[0]
+
+
+# --- per account, through a trusted proxy that relays any X-Forwarded-For --------------------
+
+EVIL = "https://evil.example.net"
+
+
+@pytest.fixture
+async def behind_proxy(make_settings: Callable[..., Settings]) -> AsyncIterator[Services]:
+    """TRUST_PROXY on, every request from 127.0.0.1 (trusted by default), open signups."""
+    built = build(make_settings, trust_proxy="true", allow_user_signups="open")
+    yield built
+    await built.close()
+
+
+class ProxiedClient(WebClient):
+    """A browser behind the trusted proxy: every call claims X-Forwarded-For `address`, or a
+    new address each time while `address` is None, as a client rotating it would."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services, "127.0.0.1")
+        self.address: str | None = None
+        self._fresh = (str(IPv4Address("198.18.0.0") + n) for n in count(1))
+
+    def _forward(self) -> None:
+        self.http.headers["X-Forwarded-For"] = self.address or next(self._fresh)
+
+    async def post_json(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        self._forward()
+        return await super().post_json(path, body)
+
+    async def post_form(self, path: str, form: dict[str, str], **kwargs: Any) -> httpx.Response:
+        self._forward()
+        return await super().post_form(path, form, **kwargs)
+
+
+@pytest.fixture
+async def alice(behind_proxy: Services) -> AsyncIterator[ProxiedClient]:
+    async with ProxiedClient(behind_proxy) as client:
+        await client.set_up("alice")
+        yield client
+
+
+@pytest.fixture
+async def bob(behind_proxy: Services, alice: ProxiedClient) -> AsyncIterator[ProxiedClient]:
+    async with ProxiedClient(behind_proxy) as client:
+        assert (await client.enrol("signup", "bob", email="bob@example.com")).status_code == 200
+        yield client
+
+
+async def _fail_passkey_sign_ins(client: ProxiedClient, times: int) -> list[int]:
+    """Passkey answers for the wrong origin: refused after naming the passkey's account."""
+    return [(await client.sign_in(origin=EVIL)).status_code for _ in range(times)]
+
+
+async def test_failed_passkey_sign_ins_are_limited_per_account_from_any_address(
+    behind_proxy: Services, alice: ProxiedClient
+) -> None:
+    assert set(await _fail_passkey_sign_ins(alice, rate_limit.ACCOUNT.attempts)) == {400}
+    limited = await alice.sign_in(origin=EVIL)
+    assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+    row = audit_rows(behind_proxy, "sign_in")[-1]
+    assert row["reason"] == "rate limited"
+    assert row["user_id"] == behind_proxy.users.get_user_by_name("alice").id
+
+
+async def test_account_limit_leaves_other_accounts_alone(
+    alice: ProxiedClient, bob: ProxiedClient
+) -> None:
+    await _fail_passkey_sign_ins(alice, rate_limit.ACCOUNT.attempts + 1)
+    assert (await bob.sign_in(origin=EVIL)).status_code == 400
+    assert (await bob.sign_in()).status_code == 200
+
+
+async def test_account_limit_never_refuses_a_passkey_that_verifies(alice: ProxiedClient) -> None:
+    await _fail_passkey_sign_ins(alice, rate_limit.ACCOUNT.attempts + 1)
+    assert (await alice.sign_in()).status_code == 200
+
+
+async def test_successful_passkey_sign_ins_do_not_count_against_the_account(
+    alice: ProxiedClient,
+) -> None:
+    times = rate_limit.ACCOUNT.attempts + 1
+    assert {(await alice.sign_in()).status_code for _ in range(times)} == {200}
+    assert (await alice.sign_in(origin=EVIL)).status_code == 400
+
+
+async def test_refused_codes_of_one_account_are_limited_from_any_address(
+    behind_proxy: Services, alice: ProxiedClient, bob: ProxiedClient
+) -> None:
+    def expired(username: str) -> dict[str, str]:
+        return {"code": behind_proxy.login_codes.issue(username, lifetime=-1)}
+
+    statuses = [
+        (await alice.post_form("/login/code", expired("alice"))).status_code
+        for _ in range(rate_limit.ACCOUNT.attempts)
+    ]
+    assert set(statuses) == {400}
+    assert (await alice.post_form("/login/code", expired("alice"))).status_code == 429
+    assert (await bob.post_form("/login/code", expired("bob"))).status_code == 400
+    # The account's failures never hold back a code that is valid.
+    valid = {"code": behind_proxy.login_codes.issue("alice")}
+    assert (await alice.post_form("/login/code", valid)).status_code == 303
+
+
+async def test_per_address_code_limit_holds_for_the_forwarded_address(
+    alice: ProxiedClient,
+) -> None:
+    wrong = {"code": "AAAABBBBCCCCDDDD"}
+    alice.address = "203.0.113.50"
+    for _ in range(rate_limit.LOGIN_CODE.attempts):
+        assert (await alice.post_form("/login/code", wrong)).status_code == 400
+    assert (await alice.post_form("/login/code", wrong)).status_code == 429
+    alice.address = "203.0.113.51"  # another client behind the same proxy
+    assert (await alice.post_form("/login/code", wrong)).status_code == 400

@@ -225,6 +225,21 @@ def test_body_that_is_not_json_is_400(api: Api) -> None:
     assert response.status_code == 400 and response.json()["fields"] == {"body": "not valid JSON"}
 
 
+def test_body_that_is_not_json_gets_our_message_not_the_parsers(api: Api) -> None:
+    response = api.call("POST", "/users", content=b'{"username": }', headers={"Content-Type": "x"})
+    assert response.json()["error_description"] == "the body is not valid JSON"
+    assert "Expecting" not in response.text and "column" not in response.text
+
+
+def test_field_errors_name_the_fields_but_never_repeat_the_values_sent(api: Api) -> None:
+    sent = "value-from-the-caller"
+    body = {"username": [sent], "email": {"a": sent}, "groups": sent, "display_name": 5}
+    response = api.call("POST", "/users", json=body)
+    assert response.status_code == 422
+    assert set(response.json()["fields"]) == {"username", "email", "groups", "display_name"}
+    assert sent not in response.text and "input" not in response.text
+
+
 def test_duplicate_user_is_409(api: Api) -> None:
     api.call("POST", "/users", json={"username": "bob"})
     response = api.call("POST", "/users", json={"username": "bob"})
@@ -458,6 +473,20 @@ def test_rules_check_answers_for_a_user_and_for_anyone(api: Api) -> None:
     assert for_user.json()["outcome"] == "allow"
     anyone = api.call("GET", "/rules/check", params={"url": "https://app.example.com/"}).json()
     assert anyone["outcome"] == "login" and anyone["allowed_users"] == ["lou"]
+
+
+def test_rules_check_shows_the_canonical_url_and_path(api: Api) -> None:
+    url = "https://APP.example.com/a/./b/../%63;x=1?q=1"
+    check = api.call("GET", "/rules/check", params={"url": url}).json()
+    assert check["url"] == url
+    assert check["canonical_url"] == "https://app.example.com/a/c;x=1?q=1"
+    assert check["path"] == "/a/c"
+
+
+def test_rules_check_of_an_ambiguous_url_says_why_it_is_refused(api: Api) -> None:
+    response = api.call("GET", "/rules/check", params={"url": "https://app.example.com/a%00"})
+    assert response.status_code == 422
+    assert "NUL" in response.json()["fields"]["url"]
 
 
 def test_rules_check_with_bad_url_is_422(api: Api) -> None:

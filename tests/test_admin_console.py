@@ -216,6 +216,42 @@ async def test_tester_refuses_a_url_without_a_host(live: Services) -> None:
     assert "must be an absolute http(s) URL" in response.text
 
 
+async def test_tester_shows_the_canonical_url_and_the_path_rules_matched(live: Services) -> None:
+    async with await admin_client(live) as client:
+        response = await client.get(
+            "/admin/rules", params={"url": "https://Photos.example.com/x/../%61lbum//2"}
+        )
+    assert response.status_code == 200
+    assert "Read as <code>https://photos.example.com/album/2</code>" in response.text
+    assert "rules matched the path <code>/album/2</code>" in response.text
+
+
+async def test_tester_says_why_forward_auth_refuses_an_ambiguous_url(live: Services) -> None:
+    async with await admin_client(live) as client:
+        response = await client.get(
+            "/admin/rules", params={"url": "https://photos.example.com/a/..%2f..%2fadmin"}
+        )
+    assert response.status_code == 400
+    assert "refuses this URL (400): an encoded slash" in response.text
+
+
+async def test_rules_page_lists_warnings_about_wide_patterns(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    rules = tmp_path / "wide.yaml"
+    rules.write_text(
+        "rules:\n  - domain: app.example.com\n    resources: ['^/public']\n    policy: bypass\n"
+    )
+    services = build_services(make_settings(config_file=str(rules), db_provider="sqlite"))
+    try:
+        async with await admin_client(services) as client:
+            response = await client.get("/admin/rules")
+        assert 'id="rule-warnings"' in response.text
+        assert "/publicity" in response.text
+    finally:
+        await services.close()
+
+
 # --- settings overview ------------------------------------------------------------------------
 
 

@@ -94,3 +94,42 @@ def test_healthcheck_exit_code_follows_the_server(tmp_path: Path, running: bool)
         if server is not None:
             server.terminate()
             server.wait(10)
+
+
+RULES_FOR_CHECK = """
+rules:
+  - name: public
+    domain: app.example.com
+    resources: ["^/public/"]
+    policy: bypass
+  - name: admin
+    domain: app.example.com
+    resources: ["^/admin"]
+    policy: deny
+"""
+
+
+def test_rules_check_shows_the_canonical_form_and_the_winning_rule(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES_FOR_CHECK)
+    result = run(
+        tmp_path, "rules", "check", "https://App.example.com/public/../x/%2e%2e/admin;v=1",
+        CONFIG_FILE=str(rules),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert lines["canonical"] == "https://app.example.com/admin;v=1"
+    assert lines["path matched by rules"] == "/admin"
+    assert lines["rule"] == "admin"
+    assert lines["decision"].startswith("forbidden")
+
+
+def test_rules_check_names_why_a_url_is_refused(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES_FOR_CHECK)
+    result = run(
+        tmp_path, "rules", "check", "https://app.example.com/public/..%2fadmin",
+        CONFIG_FILE=str(rules),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "refuses this URL (400): an encoded slash" in result.stderr

@@ -5,7 +5,7 @@ variable and port against the settings model Passgate actually reads (gateway/se
 from __future__ import annotations
 
 import re
-from ipaddress import ip_network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -201,18 +201,38 @@ def test_postgres_connection_string_matches_the_postgres_service() -> None:
     assert url.path == "/" + postgres["POSTGRES_DB"]
 
 
-def test_compose_network_is_inside_the_trusted_proxies() -> None:
+def compose_network() -> tuple[IPv4Network, IPv4Network]:
+    """The default network's fixed subnet and the range Docker hands out addresses from."""
+    (pool,) = COMPOSE["networks"]["default"]["ipam"]["config"]
+    return IPv4Network(pool["subnet"]), IPv4Network(pool["ip_range"])
+
+
+def caddy_address() -> IPv4Address:
+    return IPv4Address(SERVICES["caddy"]["networks"]["default"]["ipv4_address"])
+
+
+def test_compose_network_has_a_fixed_subnet_outside_dockers_default_pools() -> None:
+    subnet, dynamic = compose_network()
+    assert dynamic.subnet_of(subnet)
+    for pool in ("172.16.0.0/12", "192.168.0.0/16"):  # Docker's default address pools
+        assert not subnet.overlaps(IPv4Network(pool)), pool
+
+
+def test_caddy_has_a_fixed_address_no_other_container_can_be_given() -> None:
+    subnet, dynamic = compose_network()
+    assert caddy_address() in subnet and caddy_address() not in dynamic
+    assert caddy_address() != subnet.network_address + 1  # Docker's gateway
+    assert [name for name in SERVICES if "networks" in SERVICES[name]] == ["caddy"]
+
+
+def test_passgate_believes_forwarded_headers_from_caddy_and_no_other_container() -> None:
     environment = passgate_environment()
     settings = load_settings(**{k.lower(): v for k, v in environment.items() if k in SETTINGS})
+    subnet, dynamic = compose_network()
     assert settings.trust_proxy
-    # Docker gives compose networks addresses from these pools by default.
-    for pool in ("172.17.0.0/16", "172.18.0.0/16", "192.168.0.0/20"):
-        network = ip_network(pool)
-        assert any(
-            network.subnet_of(trusted)  # type: ignore[arg-type]
-            for trusted in settings.trusted_networks.networks
-            if trusted.version == network.version
-        ), pool
+    assert caddy_address() in settings.trusted_networks
+    assert subnet.network_address + 1 not in settings.trusted_networks
+    assert not any(network.overlaps(dynamic) for network in settings.trusted_networks.networks)
 
 
 def test_passgate_exposes_the_port_it_listens_on() -> None:

@@ -129,6 +129,31 @@ def test_untrusted_peer_is_refused(gateway: Services) -> None:
     assert response.json()["error"] == "untrusted_proxy"
 
 
+@pytest.mark.parametrize("peer", ["10.1.2.3", "192.168.1.10", "172.17.0.2"])
+def test_private_network_peer_is_refused_by_the_default_trusted_proxies(
+    gateway: Services, peer: str
+) -> None:
+    response = ask(gateway, peer=peer, user="alice")
+    assert response.status_code == 403
+    assert response.json()["error"] == "untrusted_proxy"
+
+
+def test_peer_named_in_trusted_proxies_is_believed(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    built = build_services(
+        make_settings(config_file=str(rules), trusted_proxies="127.0.0.1/32,10.0.0.5/32")
+    )
+    try:
+        built.users.create_user("alice")
+        assert ask(built, peer="10.0.0.5", user="alice").status_code == 200
+        assert ask(built, peer="10.0.0.6", user="alice").status_code == 403
+    finally:
+        asyncio.run(built.close())
+
+
 def test_missing_forwarded_uri_is_a_400(gateway: Services) -> None:
     response = ask(gateway, X_Forwarded_Uri="relative")
     assert response.status_code == 400

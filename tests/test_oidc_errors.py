@@ -844,6 +844,98 @@ def test_repeated_parameter_at_the_token_endpoint_is_invalid_request(
     assert_token_error(response, "invalid_request")
 
 
+def code_request(op: Op, flow: Flow, **extra: str) -> dict[str, str]:
+    """A token request for a fresh code of `flow`, with `extra` parameters in the body."""
+    return {
+        "grant_type": "authorization_code",
+        "code": op.code(flow),
+        "redirect_uri": CALLBACK,
+        "code_verifier": flow.verifier,
+        **extra,
+    }
+
+
+def assert_two_methods_refused(response: httpx.Response, *named: str) -> None:
+    assert_token_error(response, "invalid_request")
+    description = response.json()["error_description"]
+    assert "one way only" in description and all(name in description for name in named)
+
+
+def test_basic_and_client_secret_together_is_invalid_request_and_issues_nothing(
+    op: Op, confidential_flow: Flow
+) -> None:
+    """RFC 6749 2.3: one client authentication method per request, even when both are right."""
+    rp = confidential_flow.rp
+    data = code_request(
+        op, confidential_flow, client_id=rp.client_id, client_secret=rp.secret or ""
+    )
+    response = op.backend.post("/api/oidc/token", data=data, auth=rp.basic)
+    assert_two_methods_refused(response, "HTTP Basic", "client_secret")
+    assert not op.services.db.fetchall("SELECT id FROM oauth_tokens")
+
+
+def test_basic_and_a_wrong_client_secret_together_is_invalid_request(
+    op: Op, confidential_flow: Flow
+) -> None:
+    """The right Basic credentials do not make a wrong secret beside them count for nothing."""
+    rp = confidential_flow.rp
+    data = code_request(op, confidential_flow, client_secret="not-the-secret")
+    response = op.backend.post("/api/oidc/token", data=data, auth=rp.basic)
+    assert_two_methods_refused(response, "HTTP Basic", "client_secret")
+    assert not op.services.db.fetchall("SELECT id FROM oauth_tokens")
+
+
+def test_basic_and_client_assertion_together_is_invalid_request(
+    op: Op, confidential_flow: Flow
+) -> None:
+    data = code_request(
+        op,
+        confidential_flow,
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion="eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl",
+    )
+    response = op.backend.post("/api/oidc/token", data=data, auth=confidential_flow.rp.basic)
+    assert_two_methods_refused(response, "HTTP Basic", "client_assertion")
+    assert not op.services.db.fetchall("SELECT id FROM oauth_tokens")
+
+
+def test_refresh_with_two_client_authentication_methods_is_invalid_request(
+    op: Op, alice: User
+) -> None:
+    rp = op.client(refresh_tokens=True)
+    op.sign_in(alice)
+    op.consent(alice, rp)
+    tokens = op.tokens(op.flow(rp))
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_secret": rp.secret or "",
+    }
+    response = op.backend.post("/api/oidc/token", data=data, auth=rp.basic)
+    assert_two_methods_refused(response, "HTTP Basic", "client_secret")
+    assert refresh(op, rp, tokens["refresh_token"]).status_code == 200  # not spent
+
+
+def test_client_id_beside_basic_credentials_is_not_a_second_method(
+    op: Op, confidential_flow: Flow
+) -> None:
+    rp = confidential_flow.rp
+    data = code_request(op, confidential_flow, client_id=rp.client_id)
+    assert op.backend.post("/api/oidc/token", data=data, auth=rp.basic).status_code == 200
+
+
+def test_basic_credentials_that_are_not_utf8_are_invalid_client(
+    op: Op, confidential_flow: Flow
+) -> None:
+    data = code_request(op, confidential_flow)
+    garbled = base64.b64encode(b"\xff\xfe:\xff").decode()
+    response = op.backend.post(
+        "/api/oidc/token", data=data, headers={"Authorization": f"Basic {garbled}"}
+    )
+    assert_token_error(response, "invalid_client", 401)
+    assert "codec" not in response.text
+
+
 def test_missing_code_is_invalid_request(op: Op, confidential_flow: Flow) -> None:
     data = {"grant_type": "authorization_code", "redirect_uri": CALLBACK}
     assert_token_error(op.token_request(confidential_flow.rp, data), "invalid_request")
@@ -924,6 +1016,17 @@ def test_introspection_requires_client_authentication(op: Op, confidential_flow:
     assert_token_error(response, "invalid_client", 401)
 
 
+def test_introspection_with_two_client_authentication_methods_is_invalid_request(
+    op: Op, confidential_flow: Flow
+) -> None:
+    rp = confidential_flow.rp
+    access = op.tokens(confidential_flow)["access_token"]
+    data = {"token": access, "client_id": rp.client_id, "client_secret": rp.secret or ""}
+    response = op.backend.post("/api/oidc/introspect", data=data, auth=rp.basic)
+    assert_two_methods_refused(response, "HTTP Basic", "client_secret")
+    assert "active" not in response.json()
+
+
 def test_client_cannot_introspect_another_clients_token(op: Op, confidential_flow: Flow) -> None:
     access = op.tokens(confidential_flow)["access_token"]
     other = op.client()
@@ -954,6 +1057,17 @@ def test_revocation_requires_client_authentication(op: Op, confidential_flow: Fl
     access = op.tokens(confidential_flow)["access_token"]
     response = op.backend.post("/api/oidc/revoke", data={"token": access})
     assert_token_error(response, "invalid_client", 401)
+    assert op.userinfo(access).status_code == 200
+
+
+def test_revocation_with_two_client_authentication_methods_is_refused_and_revokes_nothing(
+    op: Op, confidential_flow: Flow
+) -> None:
+    rp = confidential_flow.rp
+    access = op.tokens(confidential_flow)["access_token"]
+    data = {"token": access, "client_secret": rp.secret or ""}
+    response = op.backend.post("/api/oidc/revoke", data=data, auth=rp.basic)
+    assert_two_methods_refused(response, "HTTP Basic", "client_secret")
     assert op.userinfo(access).status_code == 200
 
 

@@ -374,3 +374,47 @@ def test_fixed_file_is_loaded_after_a_broken_one(
     assert store.current.rules[0].policy == "deny"
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "reloaded" in caplog.records[0].getMessage()
+
+
+# warnings: valid patterns that probably match more than meant ---------------------------------
+
+WIDE = """
+rules:
+  - name: public
+    domain: app.example.com
+    resources: ["^/public"]
+    policy: bypass
+  - name: admin
+    domain: app.example.com
+    resources: ["/admin"]
+    policy: deny
+  - domain: app.example.com
+    resources: ["^/public/", "^/health$", "^/api/webhook(/.*)?$", "^/static/.*", "^/ok(/|$)"]
+    policy: bypass
+"""
+
+
+def test_bypass_pattern_without_trailing_slash_or_dollar_warns(tmp_path: Path) -> None:
+    warnings = load_rules(rules_file(tmp_path, WIDE)).warnings
+    public = [w for w in warnings if '("public")' in w]
+    assert len(public) == 1 and "/publicity" in public[0]
+
+
+def test_unanchored_pattern_warns(tmp_path: Path) -> None:
+    warnings = load_rules(rules_file(tmp_path, WIDE)).warnings
+    admin = [w for w in warnings if '("admin")' in w]
+    assert len(admin) == 1 and "no leading '^'" in admin[0]
+
+
+def test_anchored_patterns_that_end_a_path_do_not_warn(tmp_path: Path) -> None:
+    warnings = load_rules(rules_file(tmp_path, WIDE)).warnings
+    assert not [w for w in warnings if "rule 3" in w]
+    assert len(warnings) == 2
+
+
+def test_warnings_are_logged_when_rules_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="passgate.rules"):
+        RulesStore(rules_file(tmp_path, WIDE))
+    assert sum("access rules:" in r.getMessage() for r in caplog.records) == 2

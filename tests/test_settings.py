@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from gateway.errors import SettingsInvalid
+from gateway.forwarded import parse_ip
 from gateway.settings import load_settings
 
 
@@ -39,6 +40,21 @@ def test_invalid_setting_is_named_in_the_error(overrides: dict[str, str], named:
     with pytest.raises(SettingsInvalid) as caught:
         load_settings(**overrides)
     assert named in str(caught.value)
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "127.0.1.1", "::1"])
+def test_default_trusted_proxies_trust_loopback(peer: str) -> None:
+    assert parse_ip(peer) in load_settings().trusted_networks
+
+
+@pytest.mark.parametrize("peer", ["10.1.2.3", "172.17.0.2", "192.168.1.10", "fd00::5"])
+def test_default_trusted_proxies_refuse_private_networks(peer: str) -> None:
+    assert parse_ip(peer) not in load_settings().trusted_networks
+
+
+def test_trusted_proxies_widen_to_a_named_proxy() -> None:
+    trusted = load_settings(trusted_proxies="127.0.0.1/32, 10.0.0.5/32").trusted_networks
+    assert parse_ip("10.0.0.5") in trusted and parse_ip("10.0.0.6") not in trusted
 
 
 def test_cookies_are_secure_only_on_https() -> None:

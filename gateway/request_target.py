@@ -1,0 +1,224 @@
+"""The one canonical form of a protected request's host and path, on which every access rule,
+redirect target, log line and metric is decided.
+
+A proxy and the app behind it resolve a raw request target their own way (`/public/../admin`,
+`/%61dmin`, `//admin`, `/admin;x`); a gateway that matches the raw text judges another resource
+than the one served (CWE-647). So the target is canonicalised once, here, the way RFC 3986 §5.2.4
+and common servers read it: percent-decoded, dot segments resolved (never above the root), empty
+segments merged, `;params` dropped for matching, a literal `\\` read as `/`. What servers read in
+different ways is refused (`TargetRefused`) rather than guessed: encoded `/` or `\\`, NUL and
+control characters, invalid or overlong UTF-8, anything still percent-encoded after one decode,
+a literal `#`, targets not in origin form, dot segments with parameters, characters that Unicode
+normalisation turns into `/`, `\\`, `.`, `;`, `%`, `?` or `#`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from ipaddress import AddressValueError, IPv6Address
+from typing import Literal
+from urllib.parse import quote
+
+EncodedSlashes = Literal["reject", "keep"]
+
+MAX_TARGET_LENGTH = 8192
+_CACHED_LENGTH = 256
+
+# Targets with nothing to normalise (the overwhelming majority): one regex and done. No `%`,
+# `\`, `;`, no empty, `.` or `..` (or all-dots) segment.
+_PLAIN_PATH = re.compile(r"(?:/(?!\.+(?:/|$))[A-Za-z0-9\-._~!$&'()*+,=:@]+)*/?")
+# Printable ASCII without `#`: what may appear literally in a target at all.
+_TARGET_CHARS = re.compile(r"[\x21\x22\x24-\x7e]*")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_STILL_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
+_DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Characters whose meaning to a path parser must not appear by another spelling.
+_SIGNIFICANT = frozenset("/\\.;%?#")
+# What quote() may leave as it is in a segment's name: RFC 3986 pchar minus `%` and `;`.
+_NAME_SAFE = "!$&'()*+,=:@~"
+
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+class TargetRefused(ValueError):
+    """The request target or host cannot be read one unambiguous way; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A canonical request target.
+
+    `path` is what rules match: decoded, dot segments resolved, slashes merged, `;params`
+    dropped (with ENCODED_SLASHES=keep, an encoded slash stays `%2F`). `url_path` is the same
+    path re-encoded with its parameters, for URLs. `query` is the raw query string.
+    """
+
+    path: str
+    url_path: str
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """A canonical host: lower-case, without a trailing dot; `port` only when not the default."""
+
+    host: str
+    port: str | None
+
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+def canonical_target(raw: str, encoded_slashes: EncodedSlashes = "reject") -> Target:
+    """The canonical form of an origin-form request target (`/path?query`).
+
+    Raises TargetRefused for a target that cannot be made unambiguous.
+    """
+    if len(raw) <= _CACHED_LENGTH:  # short targets repeat; long ones must not fill memory
+        return _cached_target(raw, encoded_slashes)
+    return _canonical_target(raw, encoded_slashes)
+
+
+@lru_cache(maxsize=4096)
+def _cached_target(raw: str, encoded_slashes: EncodedSlashes) -> Target:
+    return _canonical_target(raw, encoded_slashes)
+
+
+def _canonical_target(raw: str, encoded_slashes: EncodedSlashes) -> Target:
+    if len(raw) > MAX_TARGET_LENGTH:
+        raise TargetRefused("the request target is longer than 8192 characters")
+    path, _, query = raw.partition("?")
+    if path.startswith("/") and _PLAIN_PATH.fullmatch(path) and _TARGET_CHARS.fullmatch(query):
+        return Target(path, path, query)
+    if not raw.startswith("/"):
+        return _not_origin_form(raw)
+    if not _TARGET_CHARS.fullmatch(raw):
+        if "#" in raw:
+            raise TargetRefused("the request target holds a literal '#'")
+        raise TargetRefused("the request target holds spaces, control or non-ASCII characters")
+    return _canonical_path(path, query, encoded_slashes == "keep")
+
+
+def _not_origin_form(raw: str) -> Target:
+    if raw == "*":
+        raise TargetRefused("the request target '*' names no resource")
+    raise TargetRefused("the request target is not a path starting with '/' (origin form)")
+
+
+def _canonical_path(path: str, query: str, keep_slashes: bool) -> Target:
+    backslash = "\\" in path
+    names: list[str] = []  # for matching
+    encoded: list[str] = []  # for URLs
+    trailing = False
+    dot_segment_seen = False
+    for piece in path[1:].replace("\\", "/").split("/"):
+        # Parameters are split off at a literal ';' (an encoded one is data), as Tomcat does.
+        raw_name, semicolon, raw_params = piece.partition(";")
+        name = _decode(raw_name, keep_slashes)
+        if semicolon and (not name or name.strip(".") == ""):
+            raise TargetRefused("a path segment is empty or a dot segment with ';' parameters")
+        if keep_slashes and "/" in name and _has_dot_part(name.split("/")):
+            raise TargetRefused("an encoded slash next to a dot segment")
+        trailing = name in ("", ".", "..")
+        if name == "" or name == ".":
+            dot_segment_seen = dot_segment_seen or name == "."
+            continue
+        if name == "..":
+            dot_segment_seen = True
+            if names:
+                names.pop()
+                encoded.pop()
+            continue
+        if name.strip(".") == "":
+            raise TargetRefused("a path segment made only of dots")
+        segment = quote(name, safe=_NAME_SAFE)
+        if semicolon:
+            segment += ";" + quote(_decode(raw_params, keep_slashes), safe=_NAME_SAFE)
+        names.append(name.replace("/", "%2F"))
+        encoded.append(segment)
+    if backslash and dot_segment_seen:
+        raise TargetRefused(
+            "a backslash together with dot segments ('\\' and '/' read differently)"
+        )
+    tail = "/" if trailing and names else ""
+    return Target("/" + "/".join(names) + tail, "/" + "/".join(encoded) + tail, query)
+
+
+def _has_dot_part(parts: list[str]) -> bool:
+    return any(part.strip(".") == "" for part in parts)
+
+
+def _decode(piece: str, keep_slashes: bool) -> str:
+    """One path segment, percent-decoded once and checked."""
+    if "%" not in piece:
+        return piece
+    chunks = piece.split("%")
+    raw = bytearray(chunks[0].encode("ascii"))
+    for chunk in chunks[1:]:
+        if len(chunk) < 2 or chunk[0] not in _HEX or chunk[1] not in _HEX:
+            raise TargetRefused("a '%' in the path is not followed by two hex digits")
+        byte = int(chunk[:2], 16)
+        if byte == 0x2F and not keep_slashes:
+            raise TargetRefused("an encoded slash (%2F) in the path")
+        if byte == 0x5C:
+            raise TargetRefused("an encoded backslash (%5C) in the path")
+        raw.append(byte)
+        raw.extend(chunk[2:].encode("ascii"))
+    try:
+        text = raw.decode("utf-8")  # strict: refuses overlong forms such as %c0%ae
+    except UnicodeDecodeError:
+        raise TargetRefused("the decoded path is not valid UTF-8") from None
+    if _DECODED_CONTROL.search(text):
+        raise TargetRefused("the decoded path holds NUL or control characters")
+    if _STILL_ENCODED.search(text):
+        raise TargetRefused("the path is percent-encoded twice (e.g. %252e)")
+    if not text.isascii():
+        for char in text:
+            if ord(char) > 0x7F and _SIGNIFICANT.intersection(unicodedata.normalize("NFKC", char)):
+                raise TargetRefused(
+                    f"the path holds U+{ord(char):04X}, which normalises to a path delimiter"
+                )
+    return text
+
+
+@lru_cache(maxsize=1024)
+def canonical_authority(netloc: str, scheme: str) -> Authority:
+    """The canonical host (and non-default port) of `netloc` from a Host-like header.
+
+    Raises TargetRefused for user info, illegal characters, a bad port or an empty host.
+    """
+    if len(netloc) > 262:  # 253 for the name, 6 for the port, brackets
+        raise TargetRefused("the host is longer than a host name can be")
+    if "@" in netloc:
+        raise TargetRefused("the host holds user info ('@')")
+    if netloc.startswith("["):
+        end = netloc.find("]")
+        literal, rest = netloc[1:end], netloc[end + 1 :]
+        if end < 0 or (rest and not rest.startswith(":")):
+            raise TargetRefused("the host is not a valid bracketed IPv6 address")
+        try:
+            host = str(IPv6Address(literal))
+        except AddressValueError:
+            raise TargetRefused("the host is not a valid bracketed IPv6 address") from None
+        port = rest[1:] if rest else None
+    else:
+        name, colon, port_text = netloc.partition(":")
+        host = name.lower()
+        port = port_text if colon else None
+        if host.endswith("."):
+            host = host[:-1]
+        if not host or len(host) > 253 or not _HOSTNAME.fullmatch(host):
+            raise TargetRefused("the host is not a valid host name")
+    if port is not None:
+        if not port.isascii() or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise TargetRefused("the host's port is not a number from 1 to 65535")
+        port = str(int(port))
+        if _DEFAULT_PORTS.get(scheme) == port:
+            port = None
+    return Authority(host, port)
