@@ -583,7 +583,7 @@ _LET_IN = frozenset({Outcome.ALLOW, Outcome.BYPASS})
 def _facts(url: str, method: str, encoded_slashes: EncodedSlashes) -> RequestFacts:
     """The canonical request forward-auth would judge for `url`; InvalidInput says why not."""
     try:
-        return request_from_url(url.strip(), method.strip() or "GET", encoded_slashes)
+        return request_from_url(url.strip(), method.strip().upper() or "GET", encoded_slashes)
     except RequestAmbiguous as exc:
         raise InvalidInput(f"forward-auth refuses this URL (400): {exc}", "url") from None
     except ForwardedInvalid as exc:

@@ -149,8 +149,9 @@ def _canonical_facts(
     scheme = scheme.lower()
     if scheme not in ("http", "https"):
         raise ForwardedInvalid("the forwarded URL is not an absolute http(s) URL")
-    if not method.isascii() or not method.isalpha() or len(method) > 16:
-        raise ForwardedInvalid("the forwarded method is not an HTTP method")
+    # Methods are case-sensitive (RFC 9110): `post` is not POST to the app, so not to the rules.
+    if not method.isascii() or not method.isalpha() or not method.isupper() or len(method) > 16:
+        raise ForwardedInvalid("the method is not an upper-case HTTP method")
     try:
         authority = canonical_authority(netloc.split(",")[0].strip(), scheme)
         canonical = canonical_target(target, encoded_slashes)
@@ -158,11 +159,12 @@ def _canonical_facts(
         raise RequestAmbiguous(str(exc)) from None
     query = canonical.query
     return RequestFacts(
-        method=method.upper(),
+        method=method,
         scheme=scheme,
         host=authority.host,
         path=canonical.path,
         query=query,
         url=f"{scheme}://{authority.netloc()}{canonical.url_path}" + (f"?{query}" if query else ""),
         client_ip=client,
+        readings=canonical.readings,
     )

@@ -12,7 +12,7 @@ class RequestFacts:
     canonical form (gateway.request_target): every rule, redirect and log line reads these.
 
     `host` is lower-case without port or trailing dot; `path` is the canonical path rules match
-    (decoded, dot segments resolved, slashes merged, `;params` dropped); `url` is the canonical
+    (decoded, slashes merged, `;params` dropped, `\\` as `/`); `url` is the canonical
     original URL (scheme://host[:port]/path?query) used as the return target after login.
     """
 
@@ -23,3 +23,4 @@ class RequestFacts:
     query: str
     url: str
     client_ip: IPv4Address | IPv6Address | None
+    readings: tuple[str, ...] = ()  # other paths a server may read the target as (see decide)

@@ -1,15 +1,17 @@
 """The one canonical form of a protected request's host and path, on which every access rule,
 redirect target, log line and metric is decided.
 
-A proxy and the app behind it resolve a raw request target their own way (`/public/../admin`,
+A proxy and the app behind it read a raw request target their own way (`/public/../admin`,
 `/%61dmin`, `//admin`, `/admin;x`); a gateway that matches the raw text judges another resource
-than the one served (CWE-647). So the target is canonicalised once, here, the way RFC 3986 §5.2.4
-and common servers read it: percent-decoded, dot segments resolved (never above the root), empty
-segments merged, `;params` dropped for matching, a literal `\\` read as `/`. What servers read in
-different ways is refused (`TargetRefused`) rather than guessed: encoded `/` or `\\`, NUL and
+than the one served (CWE-647). So the target is read once, here: percent-decoded once, repeated
+slashes merged, `;params` dropped and a literal `\\` read as `/` for the canonical path, with
+the other readings (parameters kept, `\\` as a character) kept beside it so that a decision can
+hold for every server's reading. What servers read in different ways, and browsers never send,
+is refused (`TargetRefused`) rather than guessed: dot segments in any spelling (Caddy and nginx
+resolve them, most apps route on them as sent), a leading `//`, encoded `/` or `\\`, NUL and
 control characters, invalid or overlong UTF-8, anything still percent-encoded after one decode,
-a literal `#`, targets not in origin form, dot segments with parameters, characters that Unicode
-normalisation turns into `/`, `\\`, `.`, `;`, `%`, `?` or `#`.
+a literal `#`, targets not in origin form, characters that Unicode normalisation turns into `/`,
+`\\`, `.`, `;`, `%`, `?` or `#`.
 """
 
 from __future__ import annotations
@@ -53,14 +55,17 @@ class TargetRefused(ValueError):
 class Target:
     """A canonical request target.
 
-    `path` is what rules match: decoded, dot segments resolved, slashes merged, `;params`
-    dropped (with ENCODED_SLASHES=keep, an encoded slash stays `%2F`). `url_path` is the same
-    path re-encoded with its parameters, for URLs. `query` is the raw query string.
+    `path` is what rules match: decoded, slashes merged, `;params` dropped, `\\` read as `/`
+    (with ENCODED_SLASHES=keep, an encoded slash stays `%2F`). `readings` are the other paths a
+    server could take the same target for (parameters kept, `\\` as a character); a rule
+    decision must hold for each of them. `url_path` is `path` re-encoded with its parameters,
+    for URLs. `query` is the raw query string.
     """
 
     path: str
     url_path: str
     query: str
+    readings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,46 +117,52 @@ def _not_origin_form(raw: str) -> Target:
 
 
 def _canonical_path(path: str, query: str, keep_slashes: bool) -> Target:
-    backslash = "\\" in path
-    names: list[str] = []  # for matching
-    encoded: list[str] = []  # for URLs
-    trailing = False
-    dot_segment_seen = False
-    for piece in path[1:].replace("\\", "/").split("/"):
+    if path.startswith("//"):
+        raise TargetRefused("the path starts with '//', which some servers read as a host name")
+    segments: list[tuple[str, str | None]] = []  # decoded name, decoded ;params (or None)
+    for piece in path[1:].split("/"):
         # Parameters are split off at a literal ';' (an encoded one is data), as Tomcat does.
         raw_name, semicolon, raw_params = piece.partition(";")
         name = _decode(raw_name, keep_slashes)
-        if semicolon and (not name or name.strip(".") == ""):
-            raise TargetRefused("a path segment is empty or a dot segment with ';' parameters")
-        if keep_slashes and "/" in name and _has_dot_part(name.split("/")):
-            raise TargetRefused("an encoded slash next to a dot segment")
-        trailing = name in ("", ".", "..")
-        if name == "" or name == ".":
-            dot_segment_seen = dot_segment_seen or name == "."
-            continue
-        if name == "..":
-            dot_segment_seen = True
-            if names:
-                names.pop()
-                encoded.pop()
-            continue
-        if name.strip(".") == "":
-            raise TargetRefused("a path segment made only of dots")
-        segment = quote(name, safe=_NAME_SAFE)
-        if semicolon:
-            segment += ";" + quote(_decode(raw_params, keep_slashes), safe=_NAME_SAFE)
-        names.append(name.replace("/", "%2F"))
-        encoded.append(segment)
-    if backslash and dot_segment_seen:
-        raise TargetRefused(
-            "a backslash together with dot segments ('\\' and '/' read differently)"
-        )
+        parts = name.replace("/", "\\").split("\\") if keep_slashes else name.split("\\")
+        if any(part and part.strip(".") == "" for part in parts):
+            # Servers disagree on dot segments: some resolve them, many apps route on them as
+            # they are. Browsers resolve them before sending, so only scripts send them.
+            raise TargetRefused("a dot segment ('.' or '..', in any spelling) in the path")
+        if semicolon and not name:
+            raise TargetRefused("a path segment made only of ';' parameters")
+        if name:
+            segments.append((name, _decode(raw_params, keep_slashes) if semicolon else None))
+    trailing = path.endswith(("/", "\\"))
+    canonical = _reading(segments, trailing, drop_params=True, split_backslash=True)
+    readings: dict[str, None] = {}
+    for drop_params in (True, False) if ";" in path else (True,):
+        for split in (True, False) if "\\" in path else (True,):
+            reading = _reading(segments, trailing, drop_params, split)
+            if reading != canonical:
+                readings[reading] = None
+    encoded = []
+    for name, params in segments:
+        for part in filter(None, name.split("\\")):
+            encoded.append(quote(part, safe=_NAME_SAFE))
+        if params is not None:
+            encoded[-1] += ";" + quote(params, safe=_NAME_SAFE)
+    tail = "/" if trailing and encoded else ""
+    return Target(canonical, "/" + "/".join(encoded) + tail, query, tuple(readings))
+
+
+def _reading(
+    segments: list[tuple[str, str | None]], trailing: bool, drop_params: bool, split_backslash: bool
+) -> str:
+    """The path as one kind of server reads it: with or without `;params`, with `\\` as `/` or
+    as a character. An encoded slash that was kept shows as `%2F`."""
+    names: list[str] = []
+    for name, params in segments:
+        text = name if drop_params or params is None else f"{name};{params}"
+        parts = text.split("\\") if split_backslash else [text]
+        names.extend(part.replace("/", "%2F") for part in parts if part)
     tail = "/" if trailing and names else ""
-    return Target("/" + "/".join(names) + tail, "/" + "/".join(encoded) + tail, query)
-
-
-def _has_dot_part(parts: list[str]) -> bool:
-    return any(part.strip(".") == "" for part in parts)
+    return "/" + "/".join(names) + tail
 
 
 def _decode(piece: str, keep_slashes: bool) -> str:

@@ -476,7 +476,7 @@ def test_rules_check_answers_for_a_user_and_for_anyone(api: Api) -> None:
 
 
 def test_rules_check_shows_the_canonical_url_and_path(api: Api) -> None:
-    url = "https://APP.example.com/a/./b/../%63;x=1?q=1"
+    url = "https://APP.example.com/a//%63;x=1?q=1"
     check = api.call("GET", "/rules/check", params={"url": url}).json()
     assert check["url"] == url
     assert check["canonical_url"] == "https://app.example.com/a/c;x=1?q=1"

@@ -219,7 +219,7 @@ async def test_tester_refuses_a_url_without_a_host(live: Services) -> None:
 async def test_tester_shows_the_canonical_url_and_the_path_rules_matched(live: Services) -> None:
     async with await admin_client(live) as client:
         response = await client.get(
-            "/admin/rules", params={"url": "https://Photos.example.com/x/../%61lbum//2"}
+            "/admin/rules", params={"url": "https://Photos.example.com/%61lbum//2"}
         )
     assert response.status_code == 200
     assert "Read as <code>https://photos.example.com/album/2</code>" in response.text

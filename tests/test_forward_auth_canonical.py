@@ -80,7 +80,10 @@ def refusals(services: Services) -> list[dict[str, object]]:
     return [event.to_dict() for event in page.events]
 
 
-@pytest.mark.parametrize("proxy", ["caddy", "nginx"])
+@pytest.mark.parametrize(
+    ("proxy", "status"),
+    [("caddy", 400), ("nginx", 403)],  # auth_request: 400 would be a 500
+)
 @pytest.mark.parametrize(
     "uri",
     [
@@ -90,25 +93,43 @@ def refusals(services: Services) -> list[dict[str, object]]:
         "/public/x/../../private/s.txt",
         "/public/./../private/s.txt",
         "/public//../private/s.txt",
+        "/private/../public/p.txt",  # an app routing on the raw path would serve /private
+        "/public/..;/private/s.txt",
     ],
 )
-def test_dot_segments_out_of_a_bypassed_path_need_a_login(
-    gateway: Services, proxy: str, uri: str
-) -> None:
-    assert ask(gateway, uri, proxy=proxy).status_code == 401
+def test_dot_segments_are_refused(gateway: Services, proxy: str, status: int, uri: str) -> None:
+    response = ask(gateway, uri, proxy=proxy)
+    assert response.status_code == status
+    assert "dot segment" in response.json()["error_description"]
 
 
 @pytest.mark.parametrize("proxy", ["caddy", "nginx"])
-@pytest.mark.parametrize(
-    "uri", ["//admin", "/%61dmin", "/./admin", "/x/../admin", "/%2e/admin", "/admin;x", "///admin/"]
-)
+@pytest.mark.parametrize("uri", ["/%61dmin", "/admin;x", "/admin/", "/x//../admin", "/admin\\x"])
 def test_spellings_of_a_denied_path_are_denied(gateway: Services, proxy: str, uri: str) -> None:
-    assert ask(gateway, uri, user="alice", proxy=proxy).status_code == 403
+    assert ask(gateway, uri, user="alice", proxy=proxy).status_code in (400, 403)
+    assert ask(gateway, uri, user="alice", proxy=proxy).status_code != 200
+
+
+def test_leading_double_slash_is_refused(gateway: Services) -> None:
+    response = ask(gateway, "//admin", user="alice")
+    assert response.status_code == 400 and "'//'" in response.json()["error_description"]
+
+
+@pytest.mark.parametrize("uri", ["/public;x/p.txt", "/public\\p.txt"])
+def test_a_bypass_must_hold_for_every_reading_of_the_path(gateway: Services, uri: str) -> None:
+    # Go, nginx and Starlette serve /public;x/ and /public\p.txt as names of their own.
+    assert ask(gateway, uri).status_code == 401
+
+
+def test_lower_case_method_is_not_the_method_of_a_rule(gateway: Services) -> None:
+    response = ask(gateway, "/api/webhook/hook", method="post")
+    assert response.status_code == 400
 
 
 def test_post_bypass_does_not_reach_outside_its_path(gateway: Services) -> None:
     assert ask(gateway, "/api/webhook/hook", method="POST").status_code == 200
-    assert ask(gateway, "/api/webhook/../../secret", method="POST").status_code == 401
+    assert ask(gateway, "/api/webhook/../../secret", method="POST").status_code == 400
+    assert ask(gateway, "/api/webhookx/secret", method="POST").status_code == 401
 
 
 def test_honest_requests_still_work(gateway: Services) -> None:
@@ -158,7 +179,7 @@ def test_trailing_dot_host_is_the_same_host(gateway: Services) -> None:
 
 
 def test_redirect_target_is_the_canonical_url(gateway: Services) -> None:
-    response = ask(gateway, "/docs/./a/../b;v=1?q=%2f", host="App.Example.com:443")
+    response = ask(gateway, "/docs//%62;v=1?q=%2f", host="App.Example.com:443")
     login = response.headers["x-login-url"]
     assert login.endswith("rd=" + quote("https://app.example.com/docs/b;v=1?q=%2f", safe=""))
 
@@ -198,6 +219,6 @@ def test_encoded_slashes_can_be_kept(
         # Matched encoded: /public%2Fx is one segment, not under /public/.
         assert ask(services, "/public%2fx").status_code == 401
         assert ask(services, "/public/a%2Fb").status_code == 200
-        assert ask(services, "/public/..%2fadmin").status_code == 400
+        assert ask(services, "/public/..%2fadmin").status_code == 400  # a dot segment still
     finally:
         asyncio.run(services.close())

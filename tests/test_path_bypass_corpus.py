@@ -49,17 +49,21 @@ re-encoded from the decoded path. A literal `#` or raw non-ASCII is not, so
 `/`, `#` becomes `%23`): Passgate cannot refuse what it never sees, but it then reads what
 `file_server` reads. That is why those cases only require nginx to refuse.
 
-After the fix (gateway/request_target.py, `$host:$server_port` in the recipe) every family
-passes on both proxies except two, which are leaks that canonicalising does not stop:
+A first fix resolved dot segments (RFC 3986) and used `$host` in the nginx recipe. The corpus
+then found three leaks that canonicalising cannot stop, now closed:
 
 - app-upstream: the app behind `reverse_proxy`/`proxy_pass` gets the target with its dot
   segments (both proxies forward them as sent) and routes on it without resolving them, as
-  Starlette, Express, Rack and most frameworks do. Passgate judges `/private/../public/p.txt`
-  as `/public/p.txt` (bypass) while the app serves its /private area.
-- anchored-rule: `^/config\\.json$` is denied, but `/config.json/.` canonicalises (RFC 3986)
-  to `/config.json/`, which the rule does not match, while Caddy's file_server (Go's
-  path.Clean) drops the trailing slash and serves /config.json. nginx reads `/config.json/` as
-  a directory (404).
+  Starlette, Express, Rack and most frameworks do: `/private/../public/p.txt` was judged as
+  `/public/p.txt` (bypass) while the app served its /private area. No one reading of a dot
+  segment is right for file servers and apps alike, so dot segments in any spelling (and a
+  leading `//`) are refused.
+- anchored-rule: `^/config\\.json$` denied, but `/config.json/.` resolved to `/config.json/`
+  while Caddy's file_server (Go's path.Clean) served /config.json. Refused now, as above.
+- nginx host: `$host` is whatever Host the client sent when the protected block is the default
+  server of its port, so `Host: open.passgate.test` (bypassed) reached the app's block. The
+  recipe now sends `$server_name` and ends with a catch-all `default_server` that refuses the
+  handshake or closes the connection (444): status 0 here.
 """
 
 from __future__ import annotations
@@ -502,13 +506,15 @@ HONEST = (
     Case("honest", "/public/caf%C3%A9.txt", serve="PUBLIC-MARKER cafe"),
     Case("honest", "/public/caf%c3%a9.txt", serve="PUBLIC-MARKER cafe"),
     Case("honest", "/public/%70.txt", serve="PUBLIC-MARKER p"),
-    Case("honest", "/public/x/../p.txt", serve="PUBLIC-MARKER p"),
+    # Dot segments are refused whatever they resolve to: browsers resolve them before sending.
+    Case("dots-honest-looking", "/public/x/../p.txt", refuse=True),
     Case("honest", "/public//p.txt", serve="PUBLIC-MARKER p"),
-    Case("honest", "/public/./p.txt", serve="PUBLIC-MARKER p"),
+    Case("dots-honest-looking", "/public/./p.txt", refuse=True),
     Case("honest", "/api/webhook/h.txt", method="POST", serve="WEBHOOK-MARKER h"),
     Case("honest", "/private/s.txt", who="alice", serve="PRIVATE-MARKER s"),
     Case("honest", "/private/s.txt?download=1", who="alice", serve="PRIVATE-MARKER s"),
-    Case("honest", "//private/s.txt", who="alice", serve="PRIVATE-MARKER s"),
+    Case("dots-honest-looking", "//private/s.txt", who="alice", refuse=True),  # '//' leads
+    Case("honest", "/private//s.txt", who="alice", serve="PRIVATE-MARKER s"),
     Case("honest", "/private/s.txt;v=1", who="alice", serve="PRIVATE-MARKER s;v=1"),
     Case("honest", "/secret/s.txt", who="alice", serve="SECRET-MARKER s"),
     Case("honest", "/public/p.txt", headers=(("Host", OPEN + ":{port}"),)),  # not served: no site
@@ -760,11 +766,12 @@ def violation(proxy: str, case: Case, status: int, response: bytes) -> str | Non
     leaked = [m.decode() for m in FORBIDDEN[case.who] if m in response]
     if leaked:
         return f"LEAK {','.join(leaked)} status {status}"
-    if status == 0 or status >= 500:
+    # nginx's catch-all default server closes the connection (444) for hosts it has no site for.
+    if (status == 0 and proxy != "nginx") or status >= 500:
         return f"status {status}"
     if case.serve is not None and (status != 200 or case.serve.encode() not in response):
         return f"honest request not served ({status})"
-    if case.refuse in (True, proxy) and status not in (400, 403):
+    if case.refuse in (True, proxy) and status not in (0, 400, 403):
         return f"not refused ({status})"
     return None
 
