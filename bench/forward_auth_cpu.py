@@ -66,7 +66,7 @@ async def run(calls: int, rounds: int, data_dir: str | None, extra: dict[str, An
                 (b"x-forwarded-uri", b"/dashboard"),
                 (b"x-forwarded-for", b"203.0.113.7"),
                 (b"accept", b"text/html"),
-                (b"cookie", f"{settings.cookie_name}={cookie}".encode()),
+                (b"cookie", f"{settings.session_cookie_name}={cookie}".encode()),
             ],
         }
         statuses: list[int] = []

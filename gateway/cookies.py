@@ -10,7 +10,7 @@ from gateway.settings import Settings
 
 def set_session_cookie(response: Response, settings: Settings, value: str) -> None:
     response.set_cookie(
-        settings.cookie_name,
+        settings.session_cookie_name,
         value,
         max_age=int(settings.session_duration * 60),
         domain=settings.cookie_domain,
@@ -23,7 +23,7 @@ def set_session_cookie(response: Response, settings: Settings, value: str) -> No
 
 def clear_session_cookie(response: Response, settings: Settings) -> None:
     response.delete_cookie(
-        settings.cookie_name,
+        settings.session_cookie_name,
         domain=settings.cookie_domain,
         path="/",
         secure=settings.secure_cookies,
@@ -33,4 +33,4 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
 
 
 def session_cookie(request: Request, settings: Settings) -> str | None:
-    return request.cookies.get(settings.cookie_name)
+    return request.cookies.get(settings.session_cookie_name)

@@ -21,13 +21,9 @@ class CsrfRejected(Exception):
     """The request failed the CSRF checks; nothing was changed."""
 
 
-def cookie_name(settings: Settings) -> str:
-    return "__Host-passgate_csrf" if settings.secure_cookies else "passgate_csrf"
-
-
 def token_for(request: Request, settings: Settings) -> str:
     """The CSRF token to embed in a form; `remember` must put it in the cookie."""
-    existing = request.cookies.get(cookie_name(settings))
+    existing = request.cookies.get(settings.csrf_cookie_name)
     if existing and 20 <= len(existing) <= 100:
         return existing
     token: str = request.scope.setdefault("passgate.csrf", secrets.token_urlsafe(32))
@@ -39,7 +35,7 @@ def remember(request: Request, response: Response, settings: Settings) -> None:
     token = request.scope.get("passgate.csrf")
     if token:
         response.set_cookie(
-            cookie_name(settings),
+            settings.csrf_cookie_name,
             token,
             path="/",
             secure=settings.secure_cookies,
@@ -62,6 +58,6 @@ def verify(request: Request, settings: Settings, submitted: str | None) -> None:
         origin = _origin_of(referer) if referer else None
     if origin is not None and origin.lower() != expected_origin:
         raise CsrfRejected("the form was sent from another site")
-    cookie = request.cookies.get(cookie_name(settings))
+    cookie = request.cookies.get(settings.csrf_cookie_name)
     if not cookie or not submitted or not tokens_equal(cookie, submitted):
         raise CsrfRejected("the form has expired; reload the page and try again")

@@ -86,7 +86,7 @@ class ForwardAuth:
         self._services = services
         settings = services.settings
         self._trusted = settings.trusted_networks
-        self._cookie_name = settings.cookie_name
+        self._cookie_name = settings.session_cookie_name
         self._login_url = settings.app_url + "/login?rd="
         self._www_authenticate = f'Passgate realm="{settings.app_name}"'.encode()
         self._untrusted_logged: set[str] = set()
