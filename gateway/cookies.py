@@ -1,11 +1,67 @@
-"""The session cookie: HttpOnly, SameSite=Lax, Secure on https, scoped to COOKIE_DOMAIN."""
+"""The session cookie: HttpOnly, SameSite=Lax, Secure on https, scoped to COOKIE_DOMAIN, and
+named `Settings.session_cookie_name` (with the `__Host-` prefix where browsers allow it).
+
+Every reader of our cookies goes through `single_cookie`, so that two different values under one
+name ("cookie tossing": a sibling subdomain planting a second cookie for the parent domain or a
+narrower path, which the browser sends alongside ours) reads as no cookie, never as either one.
+The pages then do not clear ours: the browser never says which value is ours nor where the other
+was set, so a deletion could leave the planted cookie as the only one, signing the user in as
+whoever planted it.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.settings import Settings
+
+log = logging.getLogger("passgate.cookies")
+
+
+def single_cookie(header: str, name: str) -> str | None:
+    """The value of cookie `name` in a Cookie header; None when it is absent or when it appears
+    with two different values. Identical repeats are accepted: they carry nothing new.
+
+    Values are compared as sent (not unquoted): ours are URL-safe and never quoted, so a quoted
+    value is someone else's and fails its signature or CSRF check anyway."""
+    if name not in header:  # the common cases (no cookie, other cookies only) stay one scan
+        return None
+    found: str | None = None
+    for chunk in header.split(";"):
+        key, _, value = chunk.partition("=")
+        if key.strip() == name:
+            value = value.strip()
+            if found is not None and value != found:
+                return None
+            found = value
+    return found
+
+
+def _named_in(header: str, name: str) -> bool:
+    return name in header and any(
+        chunk.partition("=")[0].strip() == name for chunk in header.split(";")
+    )
+
+
+def request_cookie(request: Request, name: str) -> str | None:
+    """`single_cookie` for a page request; logs (once per request, no values) when two
+    different values cancelled each other out."""
+    header = request.headers.get("cookie", "")
+    value = single_cookie(header, name)
+    logged = "passgate.tossed." + name
+    if value is None and logged not in request.scope and _named_in(header, name):
+        request.scope[logged] = True
+        log.info(
+            "ignored the %s cookie on %s %s: it came twice with different values (one planted "
+            "by a sibling subdomain?)",
+            name,
+            request.method,
+            request.url.path,
+        )
+    return value
 
 
 def set_session_cookie(response: Response, settings: Settings, value: str) -> None:
@@ -33,4 +89,5 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
 
 
 def session_cookie(request: Request, settings: Settings) -> str | None:
-    return request.cookies.get(settings.session_cookie_name)
+    """This request's session cookie, or None (absent, or tossed: see `single_cookie`)."""
+    return request_cookie(request, settings.session_cookie_name)

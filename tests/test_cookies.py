@@ -1,21 +1,60 @@
-"""Our cookies: the `__Host-` prefix wherever the deployment allows it, through a full sign-in
-round trip."""
+"""Our cookies: one value per name or none (cookie tossing), and the `__Host-` prefix wherever
+the deployment allows it, on the pages, the CSRF check and a full sign-in round trip."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.app import create_app
-from gateway.cookies import clear_session_cookie, set_session_cookie
+from gateway.cookies import clear_session_cookie, set_session_cookie, single_cookie
+from gateway.csrf import CsrfRejected, verify
 from gateway.services import Services, build_services
 from gateway.settings import Settings
-from tests.web_client import WebClient
+from tests.web_client import ORIGIN, WebClient
 
 pytestmark = pytest.mark.anyio
+
+NAME = "passgate_session"
+
+
+# --- single_cookie -----------------------------------------------------------------------------
+
+
+def test_single_cookie_finds_the_value_among_others() -> None:
+    assert single_cookie(f"a=1; {NAME}=abc.def; b=2", NAME) == "abc.def"
+    assert single_cookie(f"a=1;{NAME}=abc  ;b=2", NAME) == "abc"
+
+
+def test_single_cookie_is_none_when_absent() -> None:
+    assert single_cookie("", NAME) is None
+    assert single_cookie("a=1; b=2", NAME) is None
+
+
+def test_single_cookie_matches_whole_names_only() -> None:
+    assert single_cookie(f"x{NAME}=1; {NAME}_old=2", NAME) is None
+    assert single_cookie(f"x{NAME}=1; {NAME}=3; {NAME}_old=2", NAME) == "3"
+    assert single_cookie(f"a={NAME}=4", NAME) is None
+
+
+@pytest.mark.parametrize("header", [f"{NAME}=ours; {NAME}=tossed", f"{NAME}=tossed; {NAME}=ours"])
+def test_single_cookie_is_none_for_two_different_values(header: str) -> None:
+    assert single_cookie(header, NAME) is None
+    assert single_cookie(f"a=1; {header}; b=2", NAME) is None
+
+
+def test_single_cookie_accepts_the_same_value_twice() -> None:
+    assert single_cookie(f"{NAME}=ours; a=1; {NAME}=ours", NAME) == "ours"
+
+
+def test_single_cookie_counts_an_empty_second_value_as_different() -> None:
+    assert single_cookie(f"{NAME}=ours; {NAME}=", NAME) is None
+    assert single_cookie(f"{NAME}=ours; {NAME}", NAME) is None
 
 
 # --- names and attributes ----------------------------------------------------------------------
@@ -64,10 +103,70 @@ def test_csrf_cookie_is_host_prefixed_on_https_even_with_cookie_domain(
     assert make_settings(cookie_domain="example.com").csrf_cookie_name == "__Host-passgate_csrf"
 
 
+# --- the pages ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def live(make_settings: Callable[..., Settings]) -> AsyncIterator[Services]:
+    built = build_services(make_settings(db_provider="sqlite"))
+    yield built
+    await built.close()
+
+
+async def _get(services: Services, path: str, cookie: str) -> httpx.Response:
+    """A request with exactly this Cookie header (no jar)."""
+    transport = httpx.ASGITransport(app=create_app(services), client=("198.51.100.7", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+        return await http.get(path, headers={"Cookie": cookie})
+
+
 async def _signed_in(services: Services, username: str) -> str:
     user = services.users.create_user(username, f"{username}@example.com", username, ())
     cookie, _ = await services.sessions.start(user.id, "198.51.100.7", "test")
     return cookie
+
+
+@pytest.mark.parametrize("ours_first", [True, False])
+async def test_account_page_treats_two_different_session_cookies_as_signed_out(
+    live: Services, ours_first: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    ours, tossed = await _signed_in(live, "alice"), await _signed_in(live, "mallory")
+    name = live.settings.session_cookie_name
+    assert (await _get(live, "/account", f"{name}={ours}")).status_code == 200
+    first, second = (ours, tossed) if ours_first else (tossed, ours)
+    with caplog.at_level(logging.INFO, logger="passgate.cookies"):
+        response = await _get(live, "/account", f"{name}={first}; {name}={second}")
+    assert response.status_code in (302, 303)
+    assert response.headers["location"].split("?")[0].endswith("/login")
+    lines = [r.getMessage() for r in caplog.records if r.name == "passgate.cookies"]
+    assert len(lines) == 1 and "came twice" in lines[0]
+    assert ours not in lines[0] and tossed not in lines[0]
+
+
+async def test_account_page_accepts_the_same_session_cookie_twice(live: Services) -> None:
+    cookie = await _signed_in(live, "alice")
+    name = live.settings.session_cookie_name
+    response = await _get(live, "/account", f"{name}={cookie}; {name}={cookie}")
+    assert response.status_code == 200
+
+
+def _request(cookie: str, origin: str = ORIGIN) -> Request:
+    headers = [(b"cookie", cookie.encode()), (b"origin", origin.encode())]
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+
+
+def test_csrf_check_refuses_a_token_whose_cookie_came_twice(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Over http the CSRF cookie has no prefix, so a sibling subdomain can plant a known token.
+    settings = make_settings(app_url="http://auth.example.com", cookie_domain=None)
+    name, ours, planted = settings.csrf_cookie_name, "o" * 43, "p" * 43
+    origin = settings.origin
+    verify(_request(f"{name}={ours}", origin), settings, ours)
+    for header in (f"{name}={ours}; {name}={planted}", f"{name}={planted}; {name}={ours}"):
+        for submitted in (ours, planted):
+            with pytest.raises(CsrfRejected):
+                verify(_request(header, origin), settings, submitted)
 
 
 # --- a full round trip with the prefix ---------------------------------------------------------
