@@ -27,8 +27,21 @@ def single_cookie(header: str, name: str) -> str | None:
 
     Values are compared as sent (not unquoted): ours are URL-safe and never quoted, so a quoted
     value is someone else's and fails its signature or CSRF check anyway."""
-    if name not in header:  # the common cases (no cookie, other cookies only) stay one scan
+    before, named, after = header.partition(name)
+    if not named:
         return None
+    if name in after:
+        return _only_value(header, name)
+    # Named once, the usual case, in a few C-speed scans however many cookies the browser sends:
+    # it is our cookie only where a cookie starts with exactly this name.
+    gap, equals, value = after.partition(";")[0].partition("=")
+    tail = before.rstrip()
+    if (gap and not gap.isspace()) or (tail and tail[-1] != ";"):
+        return None  # part of a longer name, or of another cookie's value
+    return value.strip() if equals else ""
+
+
+def _only_value(header: str, name: str) -> str | None:
     found: str | None = None
     for chunk in header.split(";"):
         key, _, value = chunk.partition("=")

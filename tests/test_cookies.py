@@ -3,6 +3,7 @@ the deployment allows it, on the pages, the CSRF check and a full sign-in round 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -29,6 +30,8 @@ NAME = "passgate_session"
 def test_single_cookie_finds_the_value_among_others() -> None:
     assert single_cookie(f"a=1; {NAME}=abc.def; b=2", NAME) == "abc.def"
     assert single_cookie(f"a=1;{NAME}=abc  ;b=2", NAME) == "abc"
+    assert single_cookie(f"a=1; {NAME}=abc", NAME) == "abc"
+    assert single_cookie(f"{NAME}=", NAME) == ""
 
 
 def test_single_cookie_is_none_when_absent() -> None:
@@ -38,6 +41,8 @@ def test_single_cookie_is_none_when_absent() -> None:
 
 def test_single_cookie_matches_whole_names_only() -> None:
     assert single_cookie(f"x{NAME}=1; {NAME}_old=2", NAME) is None
+    assert single_cookie(f"a=1; x{NAME}=1", NAME) is None
+    assert single_cookie(f"{NAME}_old=2; b=1", NAME) is None
     assert single_cookie(f"x{NAME}=1; {NAME}=3; {NAME}_old=2", NAME) == "3"
     assert single_cookie(f"a={NAME}=4", NAME) is None
 
@@ -55,6 +60,23 @@ def test_single_cookie_accepts_the_same_value_twice() -> None:
 def test_single_cookie_counts_an_empty_second_value_as_different() -> None:
     assert single_cookie(f"{NAME}=ours; {NAME}=", NAME) is None
     assert single_cookie(f"{NAME}=ours; {NAME}", NAME) is None
+
+
+def _reference(header: str, name: str) -> str | None:
+    """What single_cookie must answer: every cookie looked at, one by one."""
+    values = {
+        v.strip() for k, _, v in (c.partition("=") for c in header.split(";")) if k.strip() == name
+    }
+    return values.pop() if len(values) == 1 else None
+
+
+def test_single_cookie_agrees_with_reading_every_cookie() -> None:
+    cookies = [f"{NAME}=v", f"{NAME}=w", f"{NAME}= v ", f" {NAME} =v", f"{NAME}=", NAME]
+    cookies += [f"x{NAME}=v", f"{NAME}x=v", f"a={NAME}", f"a=x{NAME}=v", "a=1", "", " "]
+    headers = [";".join(parts) for parts in itertools.product(cookies, repeat=2)]
+    headers += ["; ".join(parts) for parts in itertools.product(cookies, repeat=3)]
+    for header in headers:
+        assert single_cookie(header, NAME) == _reference(header, NAME), header
 
 
 # --- names and attributes ----------------------------------------------------------------------
