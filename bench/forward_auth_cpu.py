@@ -73,7 +73,7 @@ async def run(
                 (b"x-forwarded-uri", uri.encode()),
                 (b"x-forwarded-for", b"203.0.113.7"),
                 (b"accept", b"text/html"),
-                (b"cookie", f"{settings.cookie_name}={cookie}".encode()),
+                (b"cookie", f"{settings.session_cookie_name}={cookie}".encode()),
             ],
         }
         scopes = [scope]

@@ -373,7 +373,7 @@ async def check_access(call: Call) -> AccessCheck:
 async def openapi_json(request: Request) -> JSONResponse:
     """GET /api/openapi.json: public, as it describes the API and reveals no data."""
     settings = services_of(request).settings
-    document = openapi_document(OPERATIONS, settings.app_url, settings.cookie_name)
+    document = openapi_document(OPERATIONS, settings.app_url, settings.session_cookie_name)
     return JSONResponse(document)
 
 

@@ -2,7 +2,8 @@
 
 Two checks, both required: the request's Origin (or Referer) must be APP_URL's origin, and the
 submitted token must equal the CSRF cookie (double submit). On https the cookie carries the
-`__Host-` prefix, so a sibling subdomain cannot plant one ("cookie tossing").
+`__Host-` prefix, so a sibling subdomain cannot plant one ("cookie tossing"); over http a planted
+second value makes the cookie read as missing (`cookies.single_cookie`), never as the planted one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.cookies import request_cookie
 from gateway.crypto import tokens_equal
 from gateway.settings import Settings
 
@@ -21,13 +23,9 @@ class CsrfRejected(Exception):
     """The request failed the CSRF checks; nothing was changed."""
 
 
-def cookie_name(settings: Settings) -> str:
-    return "__Host-passgate_csrf" if settings.secure_cookies else "passgate_csrf"
-
-
 def token_for(request: Request, settings: Settings) -> str:
     """The CSRF token to embed in a form; `remember` must put it in the cookie."""
-    existing = request.cookies.get(cookie_name(settings))
+    existing = request_cookie(request, settings.csrf_cookie_name)
     if existing and 20 <= len(existing) <= 100:
         return existing
     token: str = request.scope.setdefault("passgate.csrf", secrets.token_urlsafe(32))
@@ -39,7 +37,7 @@ def remember(request: Request, response: Response, settings: Settings) -> None:
     token = request.scope.get("passgate.csrf")
     if token:
         response.set_cookie(
-            cookie_name(settings),
+            settings.csrf_cookie_name,
             token,
             path="/",
             secure=settings.secure_cookies,
@@ -62,6 +60,6 @@ def verify(request: Request, settings: Settings, submitted: str | None) -> None:
         origin = _origin_of(referer) if referer else None
     if origin is not None and origin.lower() != expected_origin:
         raise CsrfRejected("the form was sent from another site")
-    cookie = request.cookies.get(cookie_name(settings))
+    cookie = request_cookie(request, settings.csrf_cookie_name)
     if not cookie or not submitted or not tokens_equal(cookie, submitted):
         raise CsrfRejected("the form has expired; reload the page and try again")

@@ -19,10 +19,10 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import quote
 
-from starlette.requests import cookie_parser
 from starlette.types import Receive, Scope, Send
 
 from gateway import metrics, request_log
+from gateway.cookies import single_cookie
 from gateway.decision import Decision, Outcome, decide
 from gateway.errors import SessionStoreUnavailable
 from gateway.forward_refusals import Refusals
@@ -93,7 +93,7 @@ class ForwardAuth:
         self._services = services
         settings = services.settings
         self._trusted = settings.trusted_networks
-        self._cookie_name = settings.cookie_name
+        self._cookie_name = settings.session_cookie_name
         self._login_url = settings.app_url + "/login?rd="
         self._www_authenticate = f'Passgate realm="{settings.app_name}"'.encode()
         self._untrusted_logged: set[str] = set()
@@ -178,7 +178,7 @@ class ForwardAuth:
         if decision.outcome is not Outcome.BYPASS:
             try:
                 found = await self._services.current_user.identify(
-                    cookie_parser(headers.get("cookie", "")).get(self._cookie_name)
+                    single_cookie(headers.get("cookie", ""), self._cookie_name)
                 )
             except SessionStoreUnavailable:
                 await _respond(

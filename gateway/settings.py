@@ -99,7 +99,11 @@ class Settings(BaseSettings):
         None,
         description="Parent domain whose subdomains share the login, e.g. example.com.",
     )
-    cookie_name: str = Field("passgate_session", description="Name of the session cookie.")
+    cookie_name: str = Field(
+        "passgate_session",
+        description="Name of the session cookie. On https without COOKIE_DOMAIN it is sent as "
+        "`__Host-<name>`, which no other host can set or overwrite.",
+    )
     allow_user_signups: Literal["disabled", "withToken", "open"] = Field(
         "disabled",
         description="Self-service signups: disabled, withToken (signup links) or open.",
@@ -186,6 +190,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a domain such as example.com")
         return domain
 
+    @field_validator("cookie_name")
+    @classmethod
+    def _check_cookie_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", value):
+            raise ValueError("must be a cookie name: letters, digits and !#$%&'*+-.^_`|~")
+        if value.lower().startswith(("__host-", "__secure-")):
+            raise ValueError("must not carry a prefix: Passgate adds __Host- where browsers allow")
+        return value
+
     @field_validator("encryption_key")
     @classmethod
     def _check_encryption_key(cls, value: str | None) -> str | None:
@@ -244,6 +257,19 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.app_url.startswith("https://")
+
+    @cached_property
+    def session_cookie_name(self) -> str:
+        """COOKIE_NAME as sent: `__Host-` on https without COOKIE_DOMAIN (browsers then insist on
+        Secure, Path=/ and no Domain, so no sibling subdomain can plant one); plain otherwise,
+        since a `__Host-` cookie can carry no Domain and plain http cannot set it."""
+        prefix = "__Host-" if self.secure_cookies and self.cookie_domain is None else ""
+        return prefix + self.cookie_name
+
+    @cached_property
+    def csrf_cookie_name(self) -> str:
+        """The CSRF cookie's name. It is always host-only, so `__Host-` whenever on https."""
+        return ("__Host-" if self.secure_cookies else "") + "passgate_csrf"
 
     @cached_property
     def trusted_networks(self) -> TrustedProxies:

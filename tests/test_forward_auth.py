@@ -169,6 +169,30 @@ def test_disabled_user_is_treated_as_signed_out(gateway: Services) -> None:
     assert ask(gateway, user="alice", **BROWSER).status_code == 302
 
 
+def _session_of(services: Services, username: str) -> str:
+    user_id = services.users.get_user_by_name(username).id
+    cookie, _ = asyncio.run(services.sessions.start(user_id, "127.0.0.1", "test"))
+    return cookie
+
+
+@pytest.mark.parametrize("ours_first", [True, False])
+def test_two_different_session_cookies_are_signed_out(gateway: Services, ours_first: bool) -> None:
+    # Both are valid sessions: either alone would be let in, so only the pair can refuse them.
+    ours, tossed = _session_of(gateway, "alice"), _session_of(gateway, "bob")
+    name = gateway.settings.session_cookie_name
+    first, second = (ours, tossed) if ours_first else (tossed, ours)
+    both = f"{name}={first}; other=1; {name}={second}"
+    assert ask(gateway, Cookie=f"{name}={ours}").status_code == 200
+    assert ask(gateway, Cookie=both, **BROWSER).status_code == 302
+    assert ask(gateway, Cookie=both).status_code == 401
+
+
+def test_the_same_session_cookie_twice_still_signs_in(gateway: Services) -> None:
+    name, cookie = gateway.settings.session_cookie_name, _session_of(gateway, "alice")
+    response = ask(gateway, Cookie=f"{name}={cookie}; {name}={cookie}")
+    assert response.status_code == 200 and response.headers["remote-user"] == "alice"
+
+
 def test_answers_are_never_cached(gateway: Services) -> None:
     assert ask(gateway, user="alice").headers["cache-control"] == "no-store"
 

@@ -34,6 +34,10 @@ def test_session_duration_accepts_minutes_and_suffixed_durations() -> None:
         ({"cookie_domain": "other.org", "app_url": "https://auth.example.com"}, "COOKIE_DOMAIN"),
         ({"trusted_proxies": "10.0.0.0/8,banana"}, "TRUSTED_PROXIES"),
         ({"db_provider": "postgres"}, "DB_CONNECTION_STRING"),
+        ({"cookie_name": "passgate session"}, "COOKIE_NAME"),
+        ({"cookie_name": "a;b"}, "COOKIE_NAME"),
+        ({"cookie_name": "__Host-passgate_session"}, "COOKIE_NAME"),
+        ({"cookie_name": "__Secure-passgate_session"}, "COOKIE_NAME"),
     ],
 )
 def test_invalid_setting_is_named_in_the_error(overrides: dict[str, str], named: str) -> None:
@@ -60,6 +64,15 @@ def test_trusted_proxies_widen_to_a_named_proxy() -> None:
 def test_cookies_are_secure_only_on_https() -> None:
     assert load_settings(app_url="https://auth.example.com").secure_cookies
     assert not load_settings(app_url="http://localhost:1411").secure_cookies
+
+
+def test_session_cookie_is_host_prefixed_only_on_https_without_cookie_domain() -> None:
+    https, http = "https://auth.example.com", "http://auth.example.com"
+    assert load_settings(app_url=https).session_cookie_name == "__Host-passgate_session"
+    assert load_settings(app_url=https, cookie_name="sso").session_cookie_name == "__Host-sso"
+    with_domain = load_settings(app_url=https, cookie_domain="example.com")
+    assert with_domain.session_cookie_name == "passgate_session"
+    assert load_settings(app_url=http).session_cookie_name == "passgate_session"
 
 
 def test_invalid_setting_stops_startup_with_one_line() -> None:

@@ -39,10 +39,10 @@ class WebClient:
         await self.http.aclose()
 
     async def csrf(self) -> str:
-        token = self.http.cookies.get("__Host-passgate_csrf")
+        token = self.http.cookies.get(self.services.settings.csrf_cookie_name)
         if not token:
             await self.http.get("/login/code")
-            token = self.http.cookies.get("__Host-passgate_csrf")
+            token = self.http.cookies.get(self.services.settings.csrf_cookie_name)
         assert token
         return token
 
@@ -83,7 +83,7 @@ class WebClient:
         return await self.post_json("/api/webauthn/login/finish", {"credential": credential})
 
     def session_cookie(self) -> str | None:
-        return self.http.cookies.get(self.services.settings.cookie_name)
+        return self.http.cookies.get(self.services.settings.session_cookie_name)
 
 
 def audit_rows(services: Services, event: str | None = None) -> list[dict[str, Any]]:
