@@ -142,7 +142,7 @@ def main() -> int:
                 sys.executable,
                 "-c",
                 "import asyncio; from gateway.services import build_services;"
-                "from gateway.settings import load_settings;"
+                "from gateway.core.settings import load_settings;"
                 "s = build_services(load_settings());"
                 "u = s.users.get_user_by_name('alice');"
                 "print(asyncio.run(s.sessions.start(u.id, '127.0.0.1', 'bench'))[0])",

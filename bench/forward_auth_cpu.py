@@ -30,10 +30,10 @@ import tempfile
 import time
 from typing import Any
 
-from gateway import current_user, sessions
-from gateway.app import create_app
+from gateway.core.settings import load_settings
 from gateway.services import build_services
-from gateway.settings import load_settings
+from gateway.sessions import current_user, sessions
+from gateway.web.app import create_app
 
 
 def steady_caches() -> None:
@@ -120,7 +120,7 @@ def main() -> None:
     if args.access_log:
         import logging
 
-        from gateway.logs import configure
+        from gateway.core.logs import configure
 
         extra["access_log"] = "all"
         configure(json_lines=True, level="info")

@@ -4,35 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.administration import Administration
-from gateway.api_keys import ApiKeys
-from gateway.audit import AuditLog
-from gateway.backup import Backups
-from gateway.crypto import SecretBox, load_or_create_master_key
-from gateway.current_user import CurrentUser
-from gateway.custom_claims import CustomClaims
-from gateway.db import Database
-from gateway.enrolment import Enrolment
-from gateway.ephemeral import Ephemeral, RedisEphemeral, SqlEphemeral
-from gateway.geoip import GeoIP
-from gateway.known_devices import KnownDevices
-from gateway.login_codes import LoginCodes
-from gateway.migrations import migrate
-from gateway.notifications import Notifications
-from gateway.oauth_tokens import OAuthStore
-from gateway.oidc_clients import ClientService, load_declared_clients
-from gateway.oidc_server import OidcServer
-from gateway.passkey_ceremonies import Ceremonies
-from gateway.passkeys import PasskeyService
-from gateway.rate_limit import RateLimiter
-from gateway.redirects import RedirectPolicy
-from gateway.rules import RulesStore
-from gateway.session_stores import RedisSessionStore, SqlSessionStore
-from gateway.sessions import Sessions, SessionStore
-from gateway.settings import Settings
-from gateway.signing_keys import SigningKeys
-from gateway.signups import SignupTokens
-from gateway.users import UserService
+from gateway.accounts.known_devices import KnownDevices
+from gateway.accounts.login_codes import LoginCodes
+from gateway.accounts.notifications import Notifications
+from gateway.accounts.users import UserService
+from gateway.admin.administration import Administration
+from gateway.admin.api_keys import ApiKeys
+from gateway.admin.backup import Backups
+from gateway.audit.geoip import GeoIP
+from gateway.audit.log import AuditLog
+from gateway.core.crypto import SecretBox, load_or_create_master_key
+from gateway.core.settings import Settings
+from gateway.forward_auth.redirects import RedirectPolicy
+from gateway.forward_auth.rules import RulesStore
+from gateway.oidc.clients import ClientService, load_declared_clients
+from gateway.oidc.custom_claims import CustomClaims
+from gateway.oidc.server import OidcServer
+from gateway.oidc.signing_keys import SigningKeys
+from gateway.oidc.tokens import OAuthStore
+from gateway.passkeys.ceremonies import Ceremonies
+from gateway.passkeys.credentials import PasskeyService
+from gateway.passkeys.enrolment import Enrolment
+from gateway.passkeys.signups import SignupTokens
+from gateway.sessions.current_user import CurrentUser
+from gateway.sessions.ephemeral import Ephemeral, RedisEphemeral, SqlEphemeral
+from gateway.sessions.rate_limit import RateLimiter
+from gateway.sessions.sessions import Sessions, SessionStore
+from gateway.sessions.stores import RedisSessionStore, SqlSessionStore
+from gateway.storage.db import Database
+from gateway.storage.migrations import migrate
 
 
 @dataclass

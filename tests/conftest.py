@@ -22,8 +22,8 @@ import httpx
 import psycopg
 import pytest
 
+from gateway.core.settings import Settings, load_settings
 from gateway.services import Services, build_services
-from gateway.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from gateway.app import create_app
 from gateway.services import Services
+from gateway.web.app import create_app
 from tests.soft_authenticator import SoftAuthenticator
 
 ORIGIN = "https://auth.example.com"

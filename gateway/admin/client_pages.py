@@ -1,0 +1,227 @@
+"""Console pages for OpenID Connect clients: everything the CLI can do (create, edit, delete,
+rotate the secret), the secret shown exactly once, and the values to paste into the app."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.admin.console import (
+    REFUSALS,
+    Admin,
+    admin_only,
+    console,
+    done,
+    form_change,
+    status_for,
+)
+from gateway.core.errors import InvalidInput, NotFound, PassgateError
+from gateway.oidc.clients import OidcClient
+from gateway.oidc.endpoints import discovery_url, endpoints
+from gateway.web.helpers import form_with_csrf, message, services_of
+
+SECTION = "/admin/clients"
+FLAGS = ("pkce_required", "wildcard_callbacks", "refresh_tokens")
+ALGORITHMS = ("RS256", "ES256")
+
+
+def _path(client_id: str) -> str:
+    return f"{SECTION}/{quote(client_id, safe='')}"
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+
+
+def _seconds(form: dict[str, str], name: str, label: str) -> int:
+    try:
+        return int(form.get(name, "").strip())
+    except ValueError:
+        raise InvalidInput(f"{label} must be a whole number of seconds") from None
+
+
+def client_settings(form: dict[str, str], submitted: FormData) -> dict[str, Any]:
+    """The client settings a console form sets, as the service layer takes them.
+    InvalidInput for a lifetime that is not a number."""
+    return {
+        "name": form.get("name", ""),
+        "redirect_uris": _lines(form.get("redirect_uris", "")),
+        "post_logout_redirect_uris": _lines(form.get("post_logout_redirect_uris", "")),
+        "allowed_groups": [g for g in submitted.getlist("allowed_groups") if isinstance(g, str)],
+        **{flag: form.get(flag) == "on" for flag in FLAGS},
+        "id_token_alg": form.get("id_token_alg", "RS256"),
+        "access_token_lifetime": _seconds(form, "access_token_lifetime", "Access token lifetime"),
+        "refresh_token_lifetime": _seconds(
+            form, "refresh_token_lifetime", "Refresh token lifetime"
+        ),
+        "logo_url": form.get("logo_url", "").strip(),
+    }
+
+
+def form_of(client: OidcClient) -> dict[str, Any]:
+    """A client's settings as the edit form shows them."""
+    return {
+        "name": client.name,
+        "redirect_uris": "\n".join(client.redirect_uris),
+        "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris),
+        "allowed_groups": list(client.allowed_groups),
+        **{flag: "on" if getattr(client, flag) else "" for flag in FLAGS},
+        "id_token_alg": client.id_token_alg,
+        "access_token_lifetime": str(client.access_token_lifetime),
+        "refresh_token_lifetime": str(client.refresh_token_lifetime),
+        "logo_url": client.logo_url,
+    }
+
+
+NEW_CLIENT = {
+    "name": "",
+    "redirect_uris": "",
+    "post_logout_redirect_uris": "",
+    "allowed_groups": [],
+    "pkce_required": "",
+    "wildcard_callbacks": "",
+    "refresh_tokens": "",
+    "id_token_alg": "RS256",
+    "access_token_lifetime": "3600",
+    "refresh_token_lifetime": str(30 * 86400),
+    "logo_url": "",
+    "public": "",
+}
+
+
+async def _kept(request: Request, form: dict[str, str]) -> dict[str, Any]:
+    """The submitted form, with the checked groups, to show again after a refusal."""
+    groups = [g for g in (await request.form()).getlist("allowed_groups") if isinstance(g, str)]
+    return {**form, "allowed_groups": groups}
+
+
+async def _clients_page(
+    request: Request, status: int = 200, *, form: dict[str, Any] | None = None, error: str = ""
+) -> Response:
+    admin = services_of(request).admin
+    return console(
+        request,
+        "admin_clients.html",
+        SECTION,
+        status,
+        clients=await admin.list_clients(),
+        groups=await admin.list_groups(),
+        algorithms=ALGORITHMS,
+        form=form or NEW_CLIENT,
+        error=error,
+    )
+
+
+@admin_only
+async def clients(request: Request, admin: Admin) -> Response:
+    return await _clients_page(request)
+
+
+@admin_only
+async def create_client(request: Request, admin: Admin) -> Response:
+    form = await form_with_csrf(request)
+    try:
+        settings = client_settings(form, await request.form())
+        name, uris = settings.pop("name"), settings.pop("redirect_uris")
+        client, secret = await services_of(request).admin.create_client(
+            admin.actor, name, uris, public=form.get("public") == "on", **settings
+        )
+    except REFUSALS as exc:
+        return await _clients_page(
+            request, status_for(exc), form=await _kept(request, form), error=str(exc)
+        )
+    return await _client_page(request, client.client_id, secret=secret, created=True)
+
+
+async def _client_page(
+    request: Request,
+    client_id: str,
+    status: int = 200,
+    *,
+    form: dict[str, Any] | None = None,
+    error: str = "",
+    **extra: Any,
+) -> Response:
+    services = services_of(request)
+    try:
+        client = await services.admin.get_client(client_id)
+    except NotFound as exc:
+        return message(request, "No such client", str(exc), 404, SECTION)
+    app_url = services.settings.app_url
+    return console(
+        request,
+        "admin_client.html",
+        SECTION,
+        status,
+        client=client,
+        groups=await services.admin.list_groups(),
+        algorithms=ALGORITHMS,
+        form=form or form_of(client),
+        discovery_url=discovery_url(app_url),
+        endpoints=endpoints(app_url),
+        error=error,
+        **extra,
+    )
+
+
+@admin_only
+async def client(request: Request, admin: Admin) -> Response:
+    return await _client_page(request, request.path_params["client_id"])
+
+
+async def _refused(
+    request: Request, client_id: str, error: PassgateError, form: dict[str, str]
+) -> Response:
+    kept = await _kept(request, form) if "redirect_uris" in form else None
+    return await _client_page(request, client_id, status_for(error), form=kept, error=str(error))
+
+
+client_change = form_change("client_id", _refused)
+
+
+@client_change
+async def edit_client(
+    request: Request, admin: Admin, client_id: str, form: dict[str, str]
+) -> Response:
+    settings = client_settings(form, await request.form())
+    await services_of(request).admin.update_client(admin.actor, client_id, **settings)
+    return done(_path(client_id), "Saved")
+
+
+@client_change
+async def rotate_secret(
+    request: Request, admin: Admin, client_id: str, form: dict[str, str]
+) -> Response:
+    """The new secret is in this response only."""
+    secret = await services_of(request).admin.rotate_client_secret(admin.actor, client_id)
+    return await _client_page(request, client_id, secret=secret)
+
+
+@client_change
+async def delete_client(
+    request: Request, admin: Admin, client_id: str, form: dict[str, str]
+) -> Response:
+    """Deleting asks first: the admin confirms by typing the client's name."""
+    service = services_of(request).admin
+    found = await service.get_client(client_id)
+    if "confirm" not in form:
+        return await _client_page(request, client_id, confirm_delete=True)
+    if form["confirm"].strip() != found.name:
+        raise InvalidInput("type the client's name exactly to confirm the deletion")
+    await service.delete_client(admin.actor, client_id)
+    return done(SECTION, f"Client {found.name} deleted")
+
+
+routes = [
+    Route(SECTION, clients, methods=["GET"]),
+    Route(SECTION, create_client, methods=["POST"]),
+    Route(SECTION + "/{client_id}", client, methods=["GET"]),
+    Route(SECTION + "/{client_id}/edit", edit_client, methods=["POST"]),
+    Route(SECTION + "/{client_id}/rotate-secret", rotate_secret, methods=["POST"]),
+    Route(SECTION + "/{client_id}/delete", delete_client, methods=["POST"]),
+]

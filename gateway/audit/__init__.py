@@ -1,0 +1,3 @@
+"""The audit log (who did what, from where) and the GeoIP lookup that places an address.
+Imports storage and core.
+"""

@@ -1,0 +1,3 @@
+"""The database: connections (SQLite or PostgreSQL), the schema and its migrations.
+Imports only gateway.core.
+"""
