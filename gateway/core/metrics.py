@@ -15,10 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from ipaddress import ip_address
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -36,9 +35,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.core.crypto import tokens_equal
-
-if TYPE_CHECKING:
-    from gateway.services import Services
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 if os.environ.get(MULTIPROC_ENV):
@@ -195,9 +191,18 @@ def _direct_from_loopback(request: Request) -> bool:
         return False
 
 
-async def metrics(request: Request) -> Response:
-    services: Services = request.app.state.services
-    token = services.settings.metrics_token
+def endpoint(token: str | None) -> Callable[[Request], Awaitable[Response]]:
+    """The `/metrics` endpoint: with `token` (METRICS_TOKEN) it wants that bearer, without one
+    it answers only direct requests from loopback. It takes the token, not the services, so that
+    this module, imported by every area, imports none of them back."""
+
+    async def metrics(request: Request) -> Response:
+        return _answer(request, token)
+
+    return metrics
+
+
+def _answer(request: Request, token: str | None) -> Response:
     if token is not None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not tokens_equal(given.strip(), token):

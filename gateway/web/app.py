@@ -29,6 +29,7 @@ from gateway.admin import group_pages as admin_group_pages
 from gateway.admin import key_pages as admin_key_pages
 from gateway.admin import pages as admin_pages
 from gateway.admin import user_pages as admin_user_pages
+from gateway.core import metrics
 from gateway.core.errors import (
     BodyTooLarge,
     Conflict,
@@ -41,7 +42,6 @@ from gateway.core.errors import (
     Unauthenticated,
 )
 from gateway.core.logs import REQUEST_ID
-from gateway.core.metrics import metrics
 from gateway.core.templating import render
 from gateway.forward_auth.endpoint import PATHS, ForwardAuth
 from gateway.http import request_log
@@ -276,7 +276,7 @@ def create_app(services: Services) -> PassgateApp:
             *admin_api.routes,
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            Route("/metrics", metrics.endpoint(services.settings.metrics_token), methods=["GET"]),
             Route("/", lambda request: RedirectResponse("/account", 303)),
             Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", 301)),
             Mount("/static", static, name="static"),
