@@ -1,0 +1,192 @@
+"""`passgate clients`, `claims` and `keys`: OpenID Connect clients, custom claims, signing keys."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from gateway.admin.administration import ClientChanges, ClientSettings
+from gateway.audit.log import CLI
+from gateway.cli.output import print_client, print_client_line, print_secret
+from gateway.cli.running import with_services
+from gateway.services import Services
+
+if TYPE_CHECKING:
+    from gateway.cli.running import Subparsers
+
+
+# argparse dests that are ClientService.create/update keyword arguments of the same name
+_CLIENT_OPTIONS = (
+    "post_logout_redirect_uris",
+    "allowed_groups",
+    "pkce_required",
+    "wildcard_callbacks",
+    "id_token_alg",
+    "refresh_tokens",
+    "access_token_lifetime",
+    "refresh_token_lifetime",
+    "logo_url",
+)
+
+
+def _client_settings(args: argparse.Namespace) -> ClientSettings:
+    changes: dict[str, Any] = {
+        k: getattr(args, k) for k in _CLIENT_OPTIONS if getattr(args, k) is not None
+    }
+    for key in ("post_logout_redirect_uris", "allowed_groups"):
+        if key in changes:  # `--group ''` clears the list
+            changes[key] = [value for value in changes[key] if value]
+    return cast(ClientSettings, changes)
+
+
+@with_services
+async def cmd_clients(args: argparse.Namespace, services: Services) -> int:
+    admin, app_url = services.admin, services.settings.app_url
+    if args.action == "add":
+        client, secret = await admin.create_client(
+            CLI, args.name, args.redirect_uris, public=args.public, **_client_settings(args)
+        )
+        print_client(client, app_url)
+        if secret is not None:
+            print_secret(secret)
+    elif args.action == "list":
+        for client in await admin.list_clients():
+            print_client_line(client)
+    elif args.action == "show":
+        print_client(await admin.get_client(args.client_id), app_url)
+    elif args.action == "update":
+        changes = cast(ClientChanges, dict(_client_settings(args)))
+        if args.name is not None:
+            changes["name"] = args.name
+        if args.redirect_uris is not None:
+            changes["redirect_uris"] = args.redirect_uris
+        print_client(await admin.update_client(CLI, args.client_id, **changes), app_url)
+    elif args.action == "delete":
+        await admin.delete_client(CLI, args.client_id)
+        print(f"deleted {args.client_id}")
+    else:
+        print_secret(await admin.rotate_client_secret(CLI, args.client_id))
+    return 0
+
+
+def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
+    parser.add_argument(
+        "--redirect-uri",
+        dest="redirect_uris",
+        action="append",
+        required=adding,
+        help="redirect URI (repeatable" + ("" if adding else "; replaces the list") + ")",
+    )
+    parser.add_argument(
+        "--post-logout-uri",
+        dest="post_logout_redirect_uris",
+        action="append",
+        help="post-logout redirect URI (repeatable; '' clears)",
+    )
+    parser.add_argument(
+        "--group",
+        dest="allowed_groups",
+        action="append",
+        help="only members of this group may sign in (repeatable; '' clears)",
+    )
+    flag = argparse.BooleanOptionalAction
+    parser.add_argument(
+        "--pkce",
+        dest="pkce_required",
+        action=flag,
+        help="require PKCE from this confidential client (public clients always must)",
+    )
+    parser.add_argument(
+        "--wildcard-callbacks", action=flag, help="allow * in redirect URIs (default: no)"
+    )
+    parser.add_argument(
+        "--refresh-tokens",
+        action=flag,
+        help="issue refresh tokens even without offline_access (default: no)",
+    )
+    parser.add_argument("--id-token-alg", choices=("RS256", "ES256"))
+    parser.add_argument("--access-token-lifetime", type=int, metavar="SECONDS")
+    parser.add_argument("--refresh-token-lifetime", type=int, metavar="SECONDS")
+    parser.add_argument("--logo-url")
+
+
+@with_services
+async def cmd_claims(args: argparse.Namespace, services: Services) -> int:
+    admin = services.admin
+    if args.action == "set":
+        claims = await admin.set_claim(CLI, args.subject, args.claim, args.value)
+    elif args.action == "unset":
+        claims = await admin.unset_claim(CLI, args.subject, args.claim)
+    else:
+        claims = await admin.list_claims(args.subject)
+    for claim, value in claims.items():
+        print(f"{claim}\t{value}")
+    return 0
+
+
+@with_services
+async def cmd_keys(args: argparse.Namespace, services: Services) -> int:
+    if args.action == "rotate":
+        for kid in services.keys.rotate():
+            print(f"new signing key {kid}")
+        print(
+            "old keys stay in the JWKS for two days, until tokens they signed expire",
+            file=sys.stderr,
+        )
+    for kid, alg, created, retired in services.keys.list():
+        state = (
+            "active"
+            if retired is None
+            else "retired " + time.strftime("%Y-%m-%d %H:%M", time.gmtime(retired))
+        )
+        print(f"{kid}\t{alg}\t{time.strftime('%Y-%m-%d', time.gmtime(created))}\t{state}")
+    return 0
+
+
+def add_clients(sub: Subparsers) -> None:
+    """clients add|list|update|show|delete|rotate-secret."""
+    clients = sub.add_parser("clients", help="manage OpenID Connect clients")
+    clients.set_defaults(func=cmd_clients)
+    csub = clients.add_subparsers(dest="action", required=True)
+    cadd = csub.add_parser("add", help="create a client (prints its secret once)")
+    cadd.add_argument("name")
+    cadd.add_argument("--public", action="store_true", help="public client: no secret")
+    _add_client_options(cadd, adding=True)
+    csub.add_parser("list", help="list clients")
+    cupdate = csub.add_parser("update", help="change a client's settings")
+    cupdate.add_argument("client_id")
+    cupdate.add_argument("--name")
+    _add_client_options(cupdate, adding=False)
+    for action, text in (
+        ("show", "show a client and the values to paste into the app"),
+        ("delete", "delete a client and its tokens"),
+        ("rotate-secret", "replace a client's secret (prints it once)"),
+    ):
+        csub.add_parser(action, help=text).add_argument("client_id")
+
+
+def add_claims(sub: Subparsers) -> None:
+    """claims list|set|unset."""
+    claims = sub.add_parser("claims", help="custom claims for a user or group")
+    claims.set_defaults(func=cmd_claims)
+    claim_actions = claims.add_subparsers(dest="action", required=True)
+    claim_list = claim_actions.add_parser("list", help="list a subject's custom claims")
+    claim_list.add_argument("subject", help="user:NAME or group:NAME")
+    claim_set = claim_actions.add_parser("set", help="set a custom claim")
+    claim_set.add_argument("subject", help="user:NAME or group:NAME")
+    claim_set.add_argument("claim")
+    claim_set.add_argument("value")
+    claim_unset = claim_actions.add_parser("unset", help="remove a custom claim")
+    claim_unset.add_argument("subject", help="user:NAME or group:NAME")
+    claim_unset.add_argument("claim")
+
+
+def add_keys(sub: Subparsers) -> None:
+    """keys list|rotate."""
+    keys = sub.add_parser("keys", help="ID-token signing keys")
+    keys.set_defaults(func=cmd_keys)
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    key_actions.add_parser("list", help="list signing keys")
+    key_actions.add_parser("rotate", help="add new keys; old ones stay published until expiry")

@@ -1,0 +1,53 @@
+"""How commands print users, clients and secrets."""
+
+from __future__ import annotations
+
+import sys
+
+from gateway.accounts.users import User
+from gateway.oidc.clients import OidcClient
+from gateway.oidc.endpoints import discovery_url, endpoints
+
+
+def print_user(user: User) -> None:
+    state = "disabled" if user.disabled else "active"
+    groups = ",".join(user.groups) or "-"
+    print(f"{user.username}\t{user.email or '-'}\t{user.display_name}\t{groups}\t{state}")
+
+
+def print_client_line(client: OidcClient) -> None:
+    kind = "public" if client.public else "confidential"
+    origin = "declared" if client.declared else "-"
+    uris = ",".join(client.redirect_uris)
+    print(f"{client.client_id}\t{client.name}\t{kind}\t{origin}\t{uris}")
+
+
+def print_client(client: OidcClient, app_url: str) -> None:
+    rows = {
+        "client_id": client.client_id,
+        "name": client.name,
+        "type": "public" if client.public else "confidential",
+        "declared in CONFIG_FILE": "yes" if client.declared else "no",
+        "redirect_uris": " ".join(client.redirect_uris),
+        "post_logout_redirect_uris": " ".join(client.post_logout_redirect_uris) or "-",
+        "allowed_groups": ",".join(client.allowed_groups) or "- (every user)",
+        "pkce_required": "yes" if client.pkce_required else "no",
+        "wildcard_callbacks": "yes" if client.wildcard_callbacks else "no",
+        "id_token_alg": client.id_token_alg,
+        "access_token_lifetime": f"{client.access_token_lifetime}s",
+        "refresh_token_lifetime": f"{client.refresh_token_lifetime}s",
+        "refresh_tokens": "always" if client.refresh_tokens else "with offline_access only",
+        "logo_url": client.logo_url or "-",
+        "discovery_url": discovery_url(app_url),
+    }
+    shown = ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")
+    rows.update({name: url for name, url in endpoints(app_url).items() if name in shown})
+    for key, value in rows.items():
+        print(f"{key}: {value}")
+
+
+def print_secret(secret: str) -> None:
+    print(f"client_secret: {secret}")
+    print(
+        "warning: the client secret is shown only now; it will not be shown again", file=sys.stderr
+    )
