@@ -17,7 +17,8 @@ from gateway.core.crypto import SecretBox, load_or_create_master_key
 from gateway.core.settings import Settings
 from gateway.forward_auth.redirects import RedirectPolicy
 from gateway.forward_auth.rules import RulesStore
-from gateway.oidc.clients import ClientService, load_declared_clients
+from gateway.oidc.client_service import ClientService
+from gateway.oidc.clients import load_declared_clients
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.server import OidcServer
 from gateway.oidc.signing_keys import SigningKeys

@@ -26,7 +26,8 @@ from gateway.forward_auth.rules import RulesStore
 from gateway.http.forwarded import ForwardedInvalid, RequestAmbiguous, request_from_url
 from gateway.http.request_facts import RequestFacts
 from gateway.http.request_target import EncodedSlashes
-from gateway.oidc.clients import ClientService, OidcClient
+from gateway.oidc.client_service import ClientService
+from gateway.oidc.clients import OidcClient
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.passkeys.credentials import Passkey, PasskeyService
 from gateway.passkeys.signups import SignupTokens

@@ -40,7 +40,8 @@ from gateway.accounts.users import User, UserService
 from gateway.audit.log import Actor, AuditLog
 from gateway.core import metrics
 from gateway.oidc.claims import claims_for
-from gateway.oidc.clients import ClientService, OidcClient
+from gateway.oidc.client_service import ClientService
+from gateway.oidc.clients import OidcClient
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.signing_keys import SigningKeys
 from gateway.oidc.tokens import AuthorizationCode, IssuedToken, OAuthStore

@@ -12,9 +12,9 @@ from gateway.core.crypto import hash_token
 from gateway.core.errors import Conflict, InvalidInput, NotFound
 from gateway.core.settings import Settings
 from gateway.forward_auth.rules import load_rules
+from gateway.oidc.client_service import ClientService
 from gateway.oidc.clients import (
     ClientsConfigError,
-    ClientService,
     DeclaredClient,
     OidcClient,
     ReadOnlyClient,
