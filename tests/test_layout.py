@@ -2,11 +2,14 @@
 
 LAYERS is the one place the order is declared. A module belongs to the first layer with a pattern
 that names it or one of its packages; it may import its own layer and the layers below it.
+The README's layout section is generated from the package docstrings in that order:
+`python -m tests.test_layout` prints it.
 """
 
 from __future__ import annotations
 
 import ast
+import textwrap
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -99,3 +102,35 @@ def test_imports_point_down() -> None:
 )
 def test_every_package_says_what_it_holds(package: str) -> None:
     assert ast.get_docstring(ast.parse(MODULES[package].read_text())), f"{package} has no docstring"
+
+
+def layout_section() -> str:
+    """The README's layout section: each package, top layer first, its docstring and modules."""
+    items = []
+    for patterns in LAYERS:
+        for pattern in patterns:
+            path = MODULES.get(pattern)
+            if path is None or pattern.count(".") != 1 or pattern == "gateway.__main__":
+                continue  # patterns and single modules of a package are listed with it
+            doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
+            if path.name == "__init__.py":
+                children = sorted(
+                    n.rsplit(".", 1)[1] for n in MODULES if n.rsplit(".", 1)[0] == pattern
+                )
+                where = f"`{pattern.replace('.', '/')}/`"
+                doc += " Modules: " + ", ".join(f"`{c}`" for c in children) + "."
+            else:
+                where = f"`{pattern.replace('.', '/')}.py`"
+                doc = doc.split(". ")[0].rstrip(".") + "."
+            items.append(textwrap.fill(f"- {where}: {doc}", 100, subsequent_indent="  "))
+    return "\n".join(items) + "\n"
+
+
+def test_readme_layout_section_matches_the_packages() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- layout:start -->\n", 1)[1].split("<!-- layout:end -->", 1)[0]
+    assert block == layout_section(), "run: python -m tests.test_layout > the README's section"
+
+
+if __name__ == "__main__":
+    print(layout_section(), end="")
