@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -24,6 +24,9 @@ import pytest
 
 from gateway.core.settings import Settings, load_settings
 from gateway.services import Services, build_services
+
+if TYPE_CHECKING:
+    from tests.browser import Gate
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -339,3 +342,43 @@ def start_caddy(tmp_path: Path) -> Iterator[Callable[[str, int], CaddyProcess]]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# --- A browser in front of Passgate and Caddy (tests/browser.py) ----------------------------
+
+
+@pytest.fixture
+def gate(
+    start_passgate: Callable[..., PassgateProcess],
+    start_caddy: Callable[[str, int], CaddyProcess],
+    redis_url: str,
+) -> Iterator[Gate]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM_FLAGS, DOMAIN, Gate
+    from tests.upstream import EchoServer
+
+    chromium = require_binary("chromium", "apt-get install -y chromium")
+    port = free_port()
+    passgate = start_passgate(
+        app_url=f"http://auth.{DOMAIN}:{port}",
+        cookie_domain=DOMAIN,
+        redis_url=redis_url,
+        allow_user_signups="withToken",
+        app_name="Passgate",
+    )
+    with EchoServer() as upstream, sync_playwright() as playwright:
+        pg = f"127.0.0.1:{passgate.port}"
+        start_caddy(
+            f"http://app.{DOMAIN}:{port} {{\n\timport passgate {pg}\n"
+            f"\treverse_proxy 127.0.0.1:{upstream.port}\n}}\n"
+            f"http://auth.{DOMAIN}:{port} {{\n\treverse_proxy {pg}\n}}\n",
+            port,
+        )
+        origins = f"http://auth.{DOMAIN}:{port},http://app.{DOMAIN}:{port}"
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=[*CHROMIUM_FLAGS, f"--unsafely-treat-insecure-origin-as-secure={origins}"],
+        )
+        yield Gate(passgate, port, browser)
+        browser.close()

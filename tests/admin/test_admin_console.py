@@ -13,11 +13,10 @@ import pytest
 
 from gateway.core.settings import Settings
 from gateway.services import Services, build_services
-from gateway.web.app import create_app
+from tests.admin.console_client import ORIGIN, client_for, csrf_token, sign_in_as
 
 pytestmark = pytest.mark.anyio
 
-ORIGIN = "https://auth.example.com"
 RULES = """
 default_policy: deny
 rules:
@@ -53,33 +52,6 @@ async def live_sql(
     built = build_services(make_settings(**storage_env))
     yield built
     await built.close()
-
-
-def client_for(services: Services) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=create_app(services), client=("203.0.113.9", 5000))
-    return httpx.AsyncClient(transport=transport, base_url=ORIGIN, headers={"accept": "text/html"})
-
-
-async def sign_in_as(
-    services: Services, client: httpx.AsyncClient, username: str, groups: tuple[str, ...] = ()
-) -> None:
-    """Create `username` (with `groups`) and give `client` their session cookie."""
-    for group in groups:
-        if group not in {g.name for g in services.users.list_groups()}:
-            services.users.create_group(group)
-    user = services.users.create_user(username, f"{username}@example.com", groups=groups)
-    cookie, _ = await services.sessions.start(user.id, "203.0.113.9", "test")
-    client.cookies.set(services.settings.cookie_name, cookie, domain="auth.example.com")
-
-
-async def csrf_token(client: httpx.AsyncClient) -> str:
-    await client.get("/login/code")
-    token = client.cookies.get("__Host-passgate_csrf")
-    assert token
-    return token
-
-
-# --- who may use the console ------------------------------------------------------------------
 
 
 async def test_anonymous_visitor_is_sent_to_login_and_back(live_sql: Services) -> None:

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from gateway.core.settings import Settings
 from gateway.services import Services, build_services
 from gateway.web.app import create_app
-from tests.admin.test_admin_console import ORIGIN, client_for, csrf_token, sign_in_as
+from tests.admin.console_client import ORIGIN, client_for, csrf_token, sign_in_as
 
 pytestmark = pytest.mark.anyio
 

@@ -19,8 +19,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from playwright.sync_api import sync_playwright
 
+from tests.browser import CHROMIUM_FLAGS, DOMAIN, Gate, Person
 from tests.conftest import CaddyProcess, PassgateProcess, free_port, require_binary
-from tests.passkeys.test_browser_passkeys import CHROMIUM_FLAGS, DOMAIN, Gate, Person
 from tests.upstream import EchoServer
 
 PASSPHRASE = "a long passphrase for the move"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.browser import CHROMIUM_FLAGS, DOCS, DOMAIN, Gate, Person
 from tests.conftest import PassgateProcess, free_port, require_binary
-from tests.passkeys.test_browser_passkeys import CHROMIUM_FLAGS, DOCS, DOMAIN, Gate, Person
 
 RULES = f"""
 default_policy: deny

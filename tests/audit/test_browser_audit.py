@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.passkeys.test_browser_passkeys import Gate, gate  # noqa: F401 - the fixture is used below
+from tests.browser import Gate
 
 
 def _audit(running: Gate, event: str) -> list[dict[str, Any]]:
@@ -26,7 +26,7 @@ def _audit(running: Gate, event: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_cancelled_passkey_prompt_in_the_browser_is_recorded(gate: Gate) -> None:  # noqa: F811
+def test_cancelled_passkey_prompt_in_the_browser_is_recorded(gate: Gate) -> None:
     alice = gate.person(autofill=False)
     alice.set_up_account("alice", "Alice")
     alice.sign_out()

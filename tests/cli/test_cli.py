@@ -9,20 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.command import run
 from tests.conftest import ROOT, free_port, wait_for
-
-
-def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS", "APP_"))}
-    full_env.update({"DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), **env})
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_version_prints_the_version(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_cli import run
+from tests.cli.command import run
 
 
 def test_api_key_is_created_listed_and_revoked(tmp_path: Path) -> None:

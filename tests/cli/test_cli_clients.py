@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.core.crypto import hash_token
-from tests.cli.test_cli import run
+from tests.cli.command import run
 
 APP = "https://auth.example.com"
 CB = "https://app.example.com/callback"

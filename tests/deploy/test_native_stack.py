@@ -26,6 +26,7 @@ import redis
 import yaml
 from playwright.sync_api import sync_playwright
 
+from tests.browser import CHROMIUM_FLAGS, DOMAIN, Gate
 from tests.conftest import (
     CADDY_DIR,
     ROOT,
@@ -36,7 +37,6 @@ from tests.conftest import (
     require_binary,
     wait_for,
 )
-from tests.passkeys.test_browser_passkeys import CHROMIUM_FLAGS, DOMAIN, Gate
 from tests.upstream import EchoServer
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())

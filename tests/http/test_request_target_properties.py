@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from gateway.http.request_target import TargetRefused, canonical_target
 from tests.conftest import CaddyProcess, free_port, port_open, require_binary, wait_for
-from tests.forward_auth.test_path_bypass_corpus import Case, Proxy
+from tests.forward_auth.raw_requests import Case, Proxy
 
 DIRS = ("", "a", "b", "a/b", "b/a", "a/a")
 NAMES = ("f", "g", "h i", "é")

@@ -5,68 +5,18 @@ out. Real Passgate process, real Chromium with a virtual authenticator."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from tests.conftest import PassgateProcess, free_port, require_binary
-from tests.passkeys.test_browser_passkeys import CHROMIUM_FLAGS, DOMAIN, Gate, Person
-
-RP_CALLBACK = f"https://rp.{DOMAIN}/callback"
-
-
-@pytest.fixture
-def idp(start_passgate, redis_url: str) -> Iterator[tuple[PassgateProcess, Browser, int]]:  # type: ignore[no-untyped-def]
-    chromium = require_binary("chromium", "apt-get install -y chromium")
-    port = free_port()
-    passgate = start_passgate(
-        port=str(port),
-        app_url=f"http://auth.{DOMAIN}:{port}",
-        cookie_domain=DOMAIN,
-        redis_url=redis_url,
-    )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium,
-            args=[
-                *CHROMIUM_FLAGS,
-                f"--unsafely-treat-insecure-origin-as-secure=http://auth.{DOMAIN}:{port}",
-            ],
-        )
-        yield passgate, browser, port
-        browser.close()
-
-
-def add_client(passgate: PassgateProcess, *args: str) -> tuple[str, str | None]:
-    result = passgate.cli("clients", "add", "Memos", "--redirect-uri", RP_CALLBACK, *args)
-    assert result.returncode == 0, result.stderr
-    client_id = re.search(r"client[ _]id:?\s+(\S+)", result.stdout, re.I)
-    secret = re.search(r"secret:?\s+(\S+)", result.stdout, re.I)
-    assert client_id is not None, result.stdout
-    return client_id.group(1), secret.group(1) if secret else None
-
-
-def browser_login(idp_url: str, person: Person, authorization_url: str) -> str:
-    """Follow the authorization URL in the browser; return the callback URL with the code."""
-    callback: list[str] = []
-    person.page.route(
-        f"{RP_CALLBACK}*",
-        lambda route: (callback.append(route.request.url), route.fulfill(status=200, body="ok")),
-    )
-    person.page.goto(authorization_url)
-    if "/authorize" in person.page.url and not callback:
-        person.page.click("button[value=allow]")
-    person.page.wait_for_url(f"{RP_CALLBACK}*")
-    assert callback
-    return callback[0]
+from tests.browser import DOMAIN, Gate
+from tests.conftest import PassgateProcess
+from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login
 
 
 def test_code_flow_with_pkce_end_to_end(idp: tuple[PassgateProcess, Browser, int]) -> None:

@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser
 
+from tests.browser import DOMAIN, Gate
 from tests.conftest import PassgateProcess, require_binary
-from tests.oidc.test_oidc_flow import RP_CALLBACK, add_client, browser_login, idp  # noqa: F401
-from tests.passkeys.test_browser_passkeys import DOMAIN, Gate
+from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login
 
 RP_DIR = Path(__file__).resolve().parent.parent / "rp_node"
 LOGOUT = f"https://rp.{DOMAIN}/signed-out"
@@ -50,7 +50,7 @@ def run_rp(rp_dir: Path, step: str, **settings: str) -> dict[str, Any]:
 
 
 def test_openid_client_signs_in_and_manages_tokens(
-    idp: tuple[PassgateProcess, Browser, int],  # noqa: F811
+    idp: tuple[PassgateProcess, Browser, int],
     openid_client: Path,
 ) -> None:
     passgate, browser, port = idp
