@@ -21,6 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import AddressValueError, IPv6Address
+from itertools import product
 from typing import Literal
 from urllib.parse import quote
 
@@ -30,8 +31,9 @@ MAX_TARGET_LENGTH = 8192
 _CACHED_LENGTH = 256
 
 # Targets with nothing to normalise (the overwhelming majority): one regex and done. No `%`,
-# `\`, `;`, no empty, `.` or `..` (or all-dots) segment.
-_PLAIN_PATH = re.compile(r"(?:/(?!\.+(?:/|$))[A-Za-z0-9\-._~!$&'()*+,=:@]+)*/?")
+# `\`, `;`, no empty segment, none that ends in a dot (which covers `.`, `..`, and the `name.`
+# that Windows reads as `name`).
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,=:@]*[A-Za-z0-9\-_~!$&'()*+,=:@])*/?")
 # Printable ASCII without `#`: what may appear literally in a target at all.
 _TARGET_CHARS = re.compile(r"[\x21\x22\x24-\x7e]*")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -121,26 +123,26 @@ def _canonical_path(path: str, query: str, keep_slashes: bool) -> Target:
         raise TargetRefused("the path starts with '//', which some servers read as a host name")
     segments: list[tuple[str, str | None]] = []  # decoded name, decoded ;params (or None)
     for piece in path[1:].split("/"):
-        # Parameters are split off at a literal ';' (an encoded one is data), as Tomcat does.
+        # Parameters are split off at a literal ';' (an encoded one is data, as to Tomcat; some
+        # apps split at a decoded one too: a reading below).
         raw_name, semicolon, raw_params = piece.partition(";")
         name = _decode(raw_name, keep_slashes)
-        parts = name.replace("/", "\\").split("\\") if keep_slashes else name.split("\\")
-        if any(part and part.strip(".") == "" for part in parts):
+        params = _decode(raw_params, keep_slashes) if semicolon else None
+        if _has_dot_segment(name, keep_slashes) or _has_dot_segment(params, keep_slashes):
             # Servers disagree on dot segments: some resolve them, many apps route on them as
             # they are. Browsers resolve them before sending, so only scripts send them.
             raise TargetRefused("a dot segment ('.' or '..', in any spelling) in the path")
-        if semicolon and not name:
+        if semicolon and not name.strip("\\"):
             raise TargetRefused("a path segment made only of ';' parameters")
         if name:
-            segments.append((name, _decode(raw_params, keep_slashes) if semicolon else None))
+            segments.append((name, params))
     trailing = path.endswith(("/", "\\"))
-    canonical = _reading(segments, trailing, drop_params=True, split_backslash=True)
+    canonical = _reading(segments, trailing, _CANONICAL)
     readings: dict[str, None] = {}
-    for drop_params in (True, False) if ";" in path else (True,):
-        for split in (True, False) if "\\" in path else (True,):
-            reading = _reading(segments, trailing, drop_params, split)
-            if reading != canonical:
-                readings[reading] = None
+    for flags in _reading_flags(path, canonical, segments):
+        reading = _reading(segments, trailing, flags)
+        if reading != canonical:
+            readings[reading] = None
     encoded = []
     for name, params in segments:
         for part in filter(None, name.split("\\")):
@@ -151,18 +153,64 @@ def _canonical_path(path: str, query: str, keep_slashes: bool) -> Target:
     return Target(canonical, "/" + "/".join(encoded) + tail, query, tuple(readings))
 
 
-def _reading(
-    segments: list[tuple[str, str | None]], trailing: bool, drop_params: bool, split_backslash: bool
-) -> str:
-    """The path as one kind of server reads it: with or without `;params`, with `\\` as `/` or
-    as a character. An encoded slash that was kept shows as `%2F`."""
+@dataclass(frozen=True, slots=True)
+class _Flags:
+    """How one kind of server reads a path."""
+
+    drop_params: bool = True  # `;params` dropped (Tomcat, Spring) or part of the name (Go, nginx)
+    split_backslash: bool = True  # `\\` a separator (Windows, IIS) or a character
+    decoded_semicolons: bool = False  # a decoded `%3B` also starts parameters (Shiro-style)
+    trim: bool = False  # trailing dots and spaces dropped from names (Windows)
+    nfkc: bool = False  # Unicode compatibility forms folded (fullwidth `A` is `A`)
+
+
+_CANONICAL = _Flags()
+
+
+def _reading_flags(
+    path: str, canonical: str, segments: list[tuple[str, str | None]]
+) -> list[_Flags]:
+    """Every combination of the readings this path gives a server room for; usually none."""
+    names = [part for name, _ in segments for part in name.split("\\")]
+    choices = {
+        "drop_params": (True, False) if ";" in path else (True,),
+        "split_backslash": (True, False) if "\\" in path else (True,),
+        "decoded_semicolons": (False, True) if any(";" in n for n in names) else (False,),
+        "trim": (False, True) if any(n.endswith((".", " ")) for n in names) else (False,),
+        "nfkc": (False, True) if not canonical.isascii() else (False,),
+    }
+    if all(len(values) == 1 for values in choices.values()):
+        return []
+    return [_Flags(*values) for values in product(*choices.values())]
+
+
+def _reading(segments: list[tuple[str, str | None]], trailing: bool, flags: _Flags) -> str:
+    """The path as one kind of server reads it (see _Flags). A kept encoded slash shows as %2F."""
     names: list[str] = []
     for name, params in segments:
-        text = name if drop_params or params is None else f"{name};{params}"
-        parts = text.split("\\") if split_backslash else [text]
-        names.extend(part.replace("/", "%2F") for part in parts if part)
+        text = name if flags.drop_params or params is None else f"{name};{params}"
+        for part in text.split("\\") if flags.split_backslash else [text]:
+            if flags.decoded_semicolons:
+                part = part.split(";", 1)[0]
+            if flags.trim:
+                part = part.rstrip(". ")
+            if part:
+                names.append(part.replace("/", "%2F"))
     tail = "/" if trailing and names else ""
-    return "/" + "/".join(names) + tail
+    joined = "/" + "/".join(names) + tail
+    return unicodedata.normalize("NFKC", joined) if flags.nfkc else joined
+
+
+def _has_dot_segment(text: str | None, keep_slashes: bool) -> bool:
+    """Whether any reading of `text` holds a `.` or `..` segment: split at `\\` (and a kept
+    encoded `/`), cut at a decoded `;`, trailing dots and spaces trimmed."""
+    if not text:
+        return False
+    for part in (text.replace("/", "\\") if keep_slashes else text).split("\\"):
+        for candidate in (part, part.split(";", 1)[0]):
+            if candidate and candidate.rstrip(". ").strip(".") == "":
+                return True
+    return False
 
 
 def _decode(piece: str, keep_slashes: bool) -> str:

@@ -29,6 +29,11 @@ CANONICAL = {
 # raw target -> the other paths a server may read it as
 READINGS = {
     "/a/b": (),
+    "/admin%3Bx": ("/admin",),  # apps that cut parameters after decoding (Shiro-style)
+    "/admin.": ("/admin",),  # Windows drops trailing dots and spaces
+    "/admin%20": ("/admin",),
+    "/%EF%BD%81dmin": ("/admin",),  # NFKC folds the fullwidth letter
+    "/caf%C3%A9/": (),  # NFKC leaves it as it is
     "/a;x/b": ("/a;x/b",),
     "/public\\x": ("/public\\x",),
     "/a\\b;p/c/": ("/a\\b/c/", "/a/b;p/c/", "/a\\b;p/c/"),
@@ -52,6 +57,10 @@ DOT_SEGMENTS = [
     "/public\\..\\private",
     "/public\\.",
     "/a/.../b",
+    "/public/x;\\..\\..\\admin",
+    "/..%3bx/a",  # '..' once a decoded ';' cuts the name
+    "/a/..%20/b",  # '..' once Windows trims the space
+    "/a/.%2e./b",
 ]
 
 REFUSED = {
@@ -78,6 +87,8 @@ REFUSED = {
     "/a%ef%bc%8fadmin": "U+FF0F",  # fullwidth solidus
     "/a%e2%80%a5/": "U+2025",  # two dot leader: NFKC '..'
     "/;x/admin": "only of ';' parameters",
+    "/\\;": "only of ';' parameters",  # a name of backslashes only: no segment to carry them
+    "/x/\\;a": "only of ';' parameters",
     "http://app.example.com/public/../private": "origin form",
     "app.example.com:443": "origin form",
     "*": "'*'",
@@ -113,7 +124,9 @@ def test_encoded_slash_is_kept_encoded_when_configured() -> None:
     assert (target.path, target.url_path) == ("/bucket/a%2Fb/c", "/bucket/a%2Fb/c")
 
 
-@pytest.mark.parametrize("raw", ["/p%2f..%2fq", "/p/..%2fq", "/p/%2e%2e%2fq"])
+@pytest.mark.parametrize(
+    "raw", ["/p%2f..%2fq", "/p/..%2fq", "/p/%2e%2e%2fq", "/public/x;%2F..%2F..%2Fadmin.txt"]
+)
 def test_kept_encoded_slash_next_to_a_dot_segment_is_refused(raw: str) -> None:
     with pytest.raises(TargetRefused, match="dot segment"):
         canonical_target(raw, "keep")
