@@ -24,6 +24,7 @@ log = logging.getLogger("passgate.sessions")
 CACHE_SECONDS = 1.0  # a revoked session is refused on every process within this time
 TOUCH_EVERY = 60.0  # last-seen is written at most this often per session
 _CACHE_LIMIT = 100_000
+MAX_COOKIE_LENGTH = 256  # ours are under 100 characters; longer values are not even checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,7 @@ class Sessions:
     async def resolve(self, cookie: str | None) -> SessionRecord | None:
         """The live session for a cookie value, or None (forged, unknown, expired, idle).
         Raises SessionStoreUnavailable when the store cannot answer (callers fail closed)."""
-        if not cookie:
+        if not cookie or len(cookie) > MAX_COOKIE_LENGTH:
             return None
         now_mono = time.monotonic()
         cached = self._cache.get(cookie)
@@ -145,7 +146,9 @@ class Sessions:
                 else None
             )
         key = self.key_of(cookie)
-        record = await self.store.load(key) if key is not None else None
+        if key is None:
+            return None  # forged: never cached, or junk values would fill the cache
+        record = await self.store.load(key)
         now = time.time()
         if record is not None and not record.alive(now, self.inactivity):
             record = None

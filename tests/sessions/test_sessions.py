@@ -117,3 +117,13 @@ async def test_unreachable_redis_raises_store_unavailable() -> None:
     with pytest.raises(SessionStoreUnavailable):
         await store.load("x")
     await store.close()
+
+
+def test_forged_cookies_are_not_cached(services: Services) -> None:
+    async def run() -> None:
+        for i in range(50):
+            assert await services.sessions.resolve(f"junk-{i}.signature") is None
+        assert await services.sessions.resolve("x" * 5000) is None
+
+    asyncio.run(run())
+    assert services.sessions._cache == {}
