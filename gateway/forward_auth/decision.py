@@ -48,26 +48,34 @@ def _apply(policy: Policy, identity: Identity | None, rule: str) -> Decision:
 
 def decide(facts: RequestFacts, identity: Identity | None, rules: RuleSet) -> Decision:
     """First matching rule wins; without one, the default policy. A rule with a subject cannot
-    be judged for an anonymous visitor, so it asks them to sign in (fail closed). A target that
-    servers may read in more than one way (`;params`, `\\`) gets the strictest answer of all
-    its readings."""
+    be judged for an anonymous visitor, so it asks them to sign in (fail closed). A request that
+    servers may read in more than one way (`;params`, `\\`, a method-override header) gets the
+    strictest answer of all its readings."""
     host = facts.host.lower()  # already lower-case from gateway.http.forwarded; cheap insurance
-    decision = _decide_path(facts, host, facts.path, identity, rules)
-    for path in facts.readings:
-        other = _decide_path(facts, host, path, identity, rules)
-        if _STRICTNESS[other.outcome] > _STRICTNESS[decision.outcome]:
-            decision = other
+    decision = _decide_one(facts, host, facts.path, facts.method, identity, rules)
+    if not facts.readings and not facts.other_methods:
+        return decision
+    for method in (facts.method, *facts.other_methods):
+        for path in (facts.path, *facts.readings):
+            other = _decide_one(facts, host, path, method, identity, rules)
+            if _STRICTNESS[other.outcome] > _STRICTNESS[decision.outcome]:
+                decision = other
     return decision
 
 
 _STRICTNESS = {Outcome.BYPASS: 0, Outcome.ALLOW: 1, Outcome.LOGIN: 2, Outcome.FORBIDDEN: 3}
 
 
-def _decide_path(
-    facts: RequestFacts, host: str, path: str, identity: Identity | None, rules: RuleSet
+def _decide_one(
+    facts: RequestFacts,
+    host: str,
+    path: str,
+    method: str,
+    identity: Identity | None,
+    rules: RuleSet,
 ) -> Decision:
     for rule in rules.rules:
-        if not rule.matches_request(host, path, facts.method, facts.client_ip):
+        if not rule.matches_request(host, path, method, facts.client_ip):
             continue
         if rule.has_subject:
             if identity is None:

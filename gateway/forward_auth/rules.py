@@ -241,7 +241,9 @@ def _compile(index: int, model: RuleModel) -> Rule:
         exact_domains=frozenset(d for d in model.domain if not d.startswith("*.")),
         wildcard_suffixes=tuple(d[1:] for d in model.domain if d.startswith("*.")),
         resources=tuple(re.compile(p) for p in model.resources or ()),
-        methods=frozenset(model.methods or ()),
+        # HEAD is GET without a body, and apps answer it with their GET handler.
+        methods=frozenset(model.methods or ())
+        | ({"HEAD"} if "GET" in (model.methods or ()) else set()),
         networks=tuple(ip_network(n.strip(), strict=False) for n in model.networks or ()),
         users=users,
         groups=groups,
@@ -311,6 +313,12 @@ def _warnings(index: int, model: RuleModel) -> list[str]:
             found.append(
                 f"{where}: resource {pattern!r} has no leading '^', so it matches anywhere in "
                 f"the path (e.g. /anything{pattern.lstrip('^')})"
+            )
+        if model.policy == "deny" and pattern.endswith("$") and not pattern.endswith("/?$"):
+            found.append(
+                f"{where}: deny resource {pattern!r} ends in '$', so the same path with a "
+                f"trailing '/' is not denied (many apps serve /report/ as /report); end it in "
+                f"'/?$'"
             )
         if model.policy == "bypass" and not _ends_a_path(pattern):
             found.append(

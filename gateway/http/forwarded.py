@@ -106,7 +106,9 @@ def original_request(
     original_url = headers.get("x-original-url") if nginx else None
     if original_url:
         method = headers.get("x-original-method") or headers.get("x-forwarded-method") or "GET"
-        return request_from_url(original_url, method, encoded_slashes, client)
+        return request_from_url(
+            original_url, method, encoded_slashes, client, _overridden_methods(headers)
+        )
     target = headers.get("x-forwarded-uri")
     if target is None:
         raise ForwardedInvalid("missing X-Forwarded-Uri: is this a forward_auth sub-request?")
@@ -117,7 +119,21 @@ def original_request(
         headers.get("x-forwarded-method") or "GET",
         encoded_slashes,
         client,
+        _overridden_methods(headers),
     )
+
+
+# Headers with which many frameworks (Express method-override, Laravel, Symfony, Rails' Rack)
+# let a POST act as another method: the rules must hold for that method too.
+_OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
+
+
+def _overridden_methods(headers: Mapping[str, str]) -> tuple[str, ...]:
+    found = tuple(value for name in _OVERRIDE_HEADERS if (value := headers.get(name)))
+    for value in found:
+        if not value.strip().isascii() or not value.strip().isalpha() or len(value) > 16:
+            raise RequestAmbiguous("a method-override header does not name an HTTP method")
+    return tuple(value.strip().upper() for value in found)
 
 
 def request_from_url(
@@ -125,6 +141,7 @@ def request_from_url(
     method: str = "GET",
     encoded_slashes: EncodedSlashes = "reject",
     client: Address | None = None,
+    overrides: tuple[str, ...] = (),
 ) -> RequestFacts:
     """RequestFacts for an absolute URL (nginx's X-Original-URL, the rules tester).
 
@@ -135,7 +152,7 @@ def request_from_url(
     if absolute is None:
         raise ForwardedInvalid("the URL must be an absolute http(s) URL")
     scheme, netloc, target = absolute.groups()
-    return _canonical_facts(scheme, netloc, target, method, encoded_slashes, client)
+    return _canonical_facts(scheme, netloc, target, method, encoded_slashes, client, overrides)
 
 
 def _canonical_facts(
@@ -145,6 +162,7 @@ def _canonical_facts(
     method: str,
     encoded_slashes: EncodedSlashes,
     client: Address | None,
+    overrides: tuple[str, ...] = (),
 ) -> RequestFacts:
     scheme = scheme.lower()
     if scheme not in ("http", "https"):
@@ -167,4 +185,5 @@ def _canonical_facts(
         url=f"{scheme}://{authority.netloc()}{canonical.url_path}" + (f"?{query}" if query else ""),
         client_ip=client,
         readings=canonical.readings,
+        other_methods=tuple(m for m in dict.fromkeys(overrides) if m != method),
     )

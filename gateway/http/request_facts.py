@@ -24,3 +24,4 @@ class RequestFacts:
     url: str
     client_ip: IPv4Address | IPv6Address | None
     readings: tuple[str, ...] = ()  # other paths a server may read the target as (see decide)
+    other_methods: tuple[str, ...] = ()  # from X-HTTP-Method-Override and the like

@@ -90,7 +90,7 @@ rules:
     rule = load_rules(rules_file(tmp_path, text)).rules[0]
     assert rule.exact_domains == frozenset({"a.example.com"})
     assert [p.pattern for p in rule.resources] == ["^/x"]
-    assert rule.methods == frozenset({"GET"})
+    assert rule.methods == frozenset({"GET", "HEAD"})  # HEAD is GET without a body
     assert rule.networks == (ip_network("10.0.0.0/8"),)
     assert rule.users == frozenset({"alice"})
 
@@ -418,3 +418,12 @@ def test_warnings_are_logged_when_rules_load(
     with caplog.at_level(logging.WARNING, logger="passgate.rules"):
         RulesStore(rules_file(tmp_path, WIDE))
     assert sum("access rules:" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_deny_pattern_anchored_with_dollar_warns_about_the_trailing_slash(tmp_path: Path) -> None:
+    text = (
+        "rules:\n  - domain: app.example.com\n    resources: ['^/report$', '^/ok/?$']\n"
+        "    policy: deny\n"
+    )
+    warnings = load_rules(rules_file(tmp_path, text)).warnings
+    assert len(warnings) == 1 and "'^/report$'" in warnings[0] and "'/?$'" in warnings[0]
