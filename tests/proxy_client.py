@@ -5,6 +5,7 @@ through the proxy with a one-time link, the way a person without a passkey at ha
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,26 @@ class ProxyClient:
         default = 443 if self.scheme == "https" else 80
         netloc = host if self.port == default else f"{host}:{self.port}"
         return f"{self.scheme}://{netloc}{path}"
+
+    def raw(self, method: str, host: str, target: str) -> tuple[int, bytes]:
+        """One request with `target` sent byte for byte (httpx would resolve dot segments);
+        the status (0 when the proxy closed without answering) and the whole response."""
+        netloc = urlsplit(self.url(host)).netloc
+        lines = f"{method} {target} HTTP/1.1\r\nHost: {netloc}\r\nConnection: close\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=15) as plain:
+            sock: socket.socket = plain
+            if self.scheme == "https":
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE  # loopback only
+                sock = context.wrap_socket(plain, server_hostname=host)
+            sock.sendall((lines + "Content-Length: 0\r\n\r\n").encode())
+            chunks = []
+            while data := sock.recv(65536):
+                chunks.append(data)
+        response = b"".join(chunks)
+        parts = response.split(b" ", 2)
+        return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), response
 
     def request(
         self,

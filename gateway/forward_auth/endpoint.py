@@ -165,7 +165,7 @@ class ForwardAuth:
             return "untrusted_proxy", None, None
         except ForwardedInvalid as exc:
             if isinstance(exc, RequestAmbiguous):
-                await self._refusals.record(str(exc), headers, peer)
+                await self._refusals.record(str(exc), headers, peer, proxy == "nginx")
             # nginx's auth_request turns anything but 2xx/401/403 into a 500: refuse with 403.
             status = 403 if proxy == "nginx" else 400
             await _respond(send, status, extra, _json("invalid_request", str(exc)))

@@ -195,6 +195,27 @@ def test_every_other_path_needs_a_login(run_recipe: Callable[..., RecipeStack]) 
         assert response.headers["location"] == stack.login_redirect("app", path)
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/admin/../api/webhook",
+        "/admin/%2e%2e/api/webhook",
+        "/admin/..%2fapi/webhook",
+        "/admin;/../api/webhook",
+        "/admin/./../healthz",
+        "/x//../healthz",
+    ],
+)
+def test_dot_segments_do_not_ride_a_bypassed_path_to_the_app(
+    run_recipe: Callable[..., RecipeStack], target: str
+) -> None:
+    # Caddy's path matcher resolves them, the app gets them as sent: they must ask Passgate.
+    stack = run_recipe("bypass-paths.Caddyfile")
+    status, response = stack.client.raw("POST", stack.host("app"), target)
+    assert status in (400, 401), response[:300]
+    assert b'"path"' not in response  # the echo app never answered
+
+
 def test_bypassed_paths_work_while_passgate_is_down(
     run_recipe: Callable[..., RecipeStack],
 ) -> None:
@@ -218,6 +239,9 @@ def test_one_sign_in_covers_every_subdomain(run_recipe: Callable[..., RecipeStac
         assert response.status_code == 200
         assert response.json()["headers"]["remote-user"] == "alice"
         assert response.json()["headers"]["host"] == stack.client.url(stack.host(name))[8:-1]
+    # Hosts are case-insensitive to Caddy's site and host matchers and to Passgate alike.
+    response = stack.client.get(stack.host("photos").upper(), "/", cookie=cookie)
+    assert response.status_code == 200 and response.json()["headers"]["remote-user"] == "alice"
 
 
 # --- passgate-https -------------------------------------------------------------------------------

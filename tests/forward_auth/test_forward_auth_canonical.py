@@ -222,3 +222,102 @@ def test_encoded_slashes_can_be_kept(
         assert ask(services, "/public/..%2fadmin").status_code == 400  # a dot segment still
     finally:
         asyncio.run(services.close())
+
+
+@pytest.mark.parametrize("uri", ["/admin%3Bx", "/admin.", "/admin%20", "/%EF%BD%81dmin"])
+def test_readings_of_other_servers_are_denied_too(gateway: Services, uri: str) -> None:
+    assert ask(gateway, uri, user="alice").status_code == 403
+
+
+@pytest.mark.parametrize("proxy", ["caddy", "nginx"])
+def test_a_segment_of_backslashes_with_parameters_is_refused_not_a_500(
+    gateway: Services, proxy: str
+) -> None:
+    assert ask(gateway, "/\\;", proxy=proxy).status_code == (403 if proxy == "nginx" else 400)
+
+
+@pytest.mark.parametrize("header", ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"])
+def test_method_override_headers_must_pass_the_rules_too(
+    make_settings: Callable[..., Settings], tmp_path: Path, header: str
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - domain: app.example.com\n    methods: [DELETE]\n    policy: deny\n"
+    )
+    services = build_services(make_settings(config_file=str(rules)))
+    services.users.create_user("alice")
+    try:
+
+        async def run(extra: dict[str, str]) -> int:
+            cookie, _ = await services.sessions.start(
+                services.users.get_user_by_name("alice").id, "127.0.0.1", "test"
+            )
+            sent = {
+                "X-Forwarded-Method": "POST",
+                "X-Forwarded-Host": "app.example.com",
+                "X-Forwarded-Uri": "/items/1",
+                "Cookie": f"{services.settings.session_cookie_name}={cookie}",
+                **extra,
+            }
+            transport = httpx.ASGITransport(app=create_app(services), client=("127.0.0.1", 1))
+            async with httpx.AsyncClient(transport=transport, base_url="http://pg") as http:
+                return (await http.get("/api/auth/caddy", headers=sent)).status_code
+
+        assert asyncio.run(run({})) == 200
+        assert asyncio.run(run({header: "delete"})) == 403
+        assert asyncio.run(run({header: "DEL ETE"})) == 400
+    finally:
+        asyncio.run(services.close())
+
+
+def test_a_get_rule_covers_head(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - domain: app.example.com\n    methods: [GET]\n    policy: deny\n")
+    services = build_services(make_settings(config_file=str(rules)))
+    try:
+        assert ask(services, "/x", method="HEAD").status_code == 403
+        assert ask(services, "/x", method="POST").status_code == 401
+    finally:
+        asyncio.run(services.close())
+
+
+def test_refusal_from_nginx_records_the_url_it_read_not_client_headers(
+    gateway: Services,
+) -> None:
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=create_app(gateway), client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://passgate") as http:
+            headers = {
+                "X-Original-URL": "https://app.example.com/public/%2e%2e/admin\x1b[2J",
+                "X-Forwarded-Host": "grafana.example.com",  # a client's own, passed on
+                "X-Forwarded-Uri": "/grafana/login",
+                "X-Forwarded-For": "203.0.113.50",
+            }
+            assert (await http.get("/api/auth/nginx", headers=headers)).status_code == 403
+
+    asyncio.run(run())
+    (event,) = refusals(gateway)
+    details = event["details"]
+    assert details == {"host": "", "target": "https://app.example.com/public/%2e%2e/admin?[2J"}
+
+
+def test_refusals_are_throttled_per_ipv6_64_and_overall(gateway: Services) -> None:
+    from gateway.forward_auth import refusals as module
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=create_app(gateway), client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://passgate") as http:
+            for i in range(5):  # one /64, five addresses
+                headers = {"X-Forwarded-Uri": "/a%00", "X-Forwarded-For": f"2001:db8::{i + 1}"}
+                await http.get("/api/auth/caddy", headers=headers)
+            for i in range(module.GLOBAL_PER_MINUTE + 10):
+                headers = {
+                    "X-Forwarded-Uri": "/a%00",
+                    "X-Forwarded-For": f"198.51.{i // 250}.{i % 250}",
+                }
+                await http.get("/api/auth/caddy", headers=headers)
+
+    asyncio.run(run())
+    assert len(gateway.audit.search(event="forward_auth_refused", limit=1000).events) == (
+        module.GLOBAL_PER_MINUTE
+    )
