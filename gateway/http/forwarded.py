@@ -129,6 +129,12 @@ _OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-overri
 
 
 def _overridden_methods(headers: Mapping[str, str]) -> tuple[str, ...]:
+    if (
+        "x-http-method-override" not in headers
+        and "x-http-method" not in headers
+        and "x-method-override" not in headers
+    ):
+        return ()  # the hot path: no such header
     found = tuple(value for name in _OVERRIDE_HEADERS if (value := headers.get(name)))
     for value in found:
         if not value.strip().isascii() or not value.strip().isalpha() or len(value) > 16:
@@ -185,5 +191,7 @@ def _canonical_facts(
         url=f"{scheme}://{authority.netloc()}{canonical.url_path}" + (f"?{query}" if query else ""),
         client_ip=client,
         readings=canonical.readings,
-        other_methods=tuple(m for m in dict.fromkeys(overrides) if m != method),
+        other_methods=tuple(m for m in dict.fromkeys(overrides) if m != method)
+        if overrides
+        else (),
     )
