@@ -52,15 +52,16 @@ def decide(facts: RequestFacts, identity: Identity | None, rules: RuleSet) -> De
     servers may read in more than one way (`;params`, `\\`, a method-override header) gets the
     strictest answer of all its readings."""
     host = facts.host.lower()  # already lower-case from gateway.http.forwarded; cheap insurance
-    decision = _decide_one(facts, host, facts.path, facts.method, identity, rules)
     if not facts.readings and not facts.other_methods:
-        return decision
-    for method in (facts.method, *facts.other_methods):
-        for path in (facts.path, *facts.readings):
-            other = _decide_one(facts, host, path, method, identity, rules)
-            if _STRICTNESS[other.outcome] > _STRICTNESS[decision.outcome]:
-                decision = other
-    return decision
+        return _decide_one(facts, host, facts.path, facts.method, identity, rules)
+    return max(  # the first of the strictest, the canonical reading first
+        (
+            _decide_one(facts, host, path, method, identity, rules)
+            for method in (facts.method, *facts.other_methods)
+            for path in (facts.path, *facts.readings)
+        ),
+        key=lambda decision: _STRICTNESS[decision.outcome],
+    )
 
 
 _STRICTNESS = {Outcome.BYPASS: 0, Outcome.ALLOW: 1, Outcome.LOGIN: 2, Outcome.FORBIDDEN: 3}

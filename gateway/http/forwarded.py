@@ -129,17 +129,14 @@ _OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-overri
 
 
 def _overridden_methods(headers: Mapping[str, str]) -> tuple[str, ...]:
-    if (
-        "x-http-method-override" not in headers
-        and "x-http-method" not in headers
-        and "x-method-override" not in headers
-    ):
+    """The methods override headers name, upper-cased as the frameworks read them, once each."""
+    if headers.keys().isdisjoint(_OVERRIDE_HEADERS):
         return ()  # the hot path: no such header
-    found = tuple(value for name in _OVERRIDE_HEADERS if (value := headers.get(name)))
+    found = [value.strip() for name in _OVERRIDE_HEADERS if (value := headers.get(name))]
     for value in found:
-        if not value.strip().isascii() or not value.strip().isalpha() or len(value) > 16:
+        if not value.isascii() or not value.isalpha() or len(value) > 16:
             raise RequestAmbiguous("a method-override header does not name an HTTP method")
-    return tuple(value.strip().upper() for value in found)
+    return tuple(dict.fromkeys(value.upper() for value in found))
 
 
 def request_from_url(
@@ -191,7 +188,5 @@ def _canonical_facts(
         url=f"{scheme}://{authority.netloc()}{canonical.url_path}" + (f"?{query}" if query else ""),
         client_ip=client,
         readings=canonical.readings,
-        other_methods=tuple(m for m in dict.fromkeys(overrides) if m != method)
-        if overrides
-        else (),
+        other_methods=tuple(m for m in overrides if m != method) if overrides else (),
     )

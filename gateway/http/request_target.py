@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import AddressValueError, IPv6Address
 from itertools import product
-from typing import Literal
+from typing import Literal, NoReturn
 from urllib.parse import quote
 
 EncodedSlashes = Literal["reject", "keep"]
@@ -59,9 +59,9 @@ class Target:
 
     `path` is what rules match: decoded, slashes merged, `;params` dropped, `\\` read as `/`
     (with ENCODED_SLASHES=keep, an encoded slash stays `%2F`). `readings` are the other paths a
-    server could take the same target for (parameters kept, `\\` as a character); a rule
-    decision must hold for each of them. `url_path` is `path` re-encoded with its parameters,
-    for URLs. `query` is the raw query string.
+    server could take the same target for (see `_Flags`: parameters kept, `\\` as a character,
+    names trimmed, NFKC); a rule decision must hold for each of them. `url_path` is `path`
+    re-encoded with its parameters, for URLs. `query` is the raw query string.
     """
 
     path: str
@@ -104,7 +104,7 @@ def _canonical_target(raw: str, encoded_slashes: EncodedSlashes) -> Target:
     if path.startswith("/") and _PLAIN_PATH.fullmatch(path) and _TARGET_CHARS.fullmatch(query):
         return Target(path, path, query)
     if not raw.startswith("/"):
-        return _not_origin_form(raw)
+        _refuse_not_origin_form(raw)
     if not _TARGET_CHARS.fullmatch(raw):
         if "#" in raw:
             raise TargetRefused("the request target holds a literal '#'")
@@ -112,7 +112,7 @@ def _canonical_target(raw: str, encoded_slashes: EncodedSlashes) -> Target:
     return _canonical_path(path, query, encoded_slashes == "keep")
 
 
-def _not_origin_form(raw: str) -> Target:
+def _refuse_not_origin_form(raw: str) -> NoReturn:
     if raw == "*":
         raise TargetRefused("the request target '*' names no resource")
     raise TargetRefused("the request target is not a path starting with '/' (origin form)")

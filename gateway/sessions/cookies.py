@@ -41,22 +41,19 @@ def single_cookie(header: str, name: str) -> str | None:
     return value.strip() if equals else ""
 
 
+def _values(header: str, name: str) -> list[str]:
+    """Every value cookie `name` has in the header, cookie by cookie."""
+    pairs = (chunk.partition("=") for chunk in header.split(";"))
+    return [value.strip() for key, _, value in pairs if key.strip() == name]
+
+
 def _only_value(header: str, name: str) -> str | None:
-    found: str | None = None
-    for chunk in header.split(";"):
-        key, _, value = chunk.partition("=")
-        if key.strip() == name:
-            value = value.strip()
-            if found is not None and value != found:
-                return None
-            found = value
-    return found
+    values = _values(header, name)
+    return values[0] if values and all(value == values[0] for value in values) else None
 
 
 def _named_in(header: str, name: str) -> bool:
-    return name in header and any(
-        chunk.partition("=")[0].strip() == name for chunk in header.split(";")
-    )
+    return name in header and bool(_values(header, name))
 
 
 def request_cookie(request: Request, name: str) -> str | None:
