@@ -20,6 +20,7 @@ from gateway.forward_auth.rules import RulesStore
 from gateway.oidc.client_service import ClientService
 from gateway.oidc.clients import load_declared_clients
 from gateway.oidc.custom_claims import CustomClaims
+from gateway.oidc.device_codes import DeviceCodes
 from gateway.oidc.server import OidcServer
 from gateway.oidc.signing_keys import SigningKeys
 from gateway.oidc.tokens import OAuthStore
@@ -140,7 +141,16 @@ def build_services(settings: Settings) -> Services:
         keys=keys,
         oauth=oauth,
         custom_claims=custom_claims,
-        oidc=OidcServer(settings.app_url, clients, oauth, users, keys, custom_claims, audit),
+        oidc=OidcServer(
+            settings.app_url,
+            clients,
+            oauth,
+            users,
+            keys,
+            custom_claims,
+            audit,
+            devices=DeviceCodes(db),  # machine and TV grants
+        ),
         audit=audit,
         backups=Backups(db, box, audit),
         geo=geo,

@@ -42,6 +42,7 @@ SHORT_LIVED: Mapping[str, str] = {
     "ephemeral": "passkey challenges and rate-limit counters, minutes long",
     "login_codes": "one-time sign-in codes, valid an hour at most: issue a new one",
     "oauth_codes": "OpenID Connect authorization codes, valid one minute",
+    "oauth_device_codes": "device authorization codes (TVs, command-line tools), valid ten minutes",
     "schema_migrations": "the target's own migration record; the archive states its version",
 }
 

@@ -74,6 +74,14 @@ TOKENS_ISSUED = Counter(
     "OIDC token responses issued, by client and grant type.",
     ["client", "grant"],
 )
+# machine and TV grants
+DEVICE_AUTHORIZATIONS = Counter(
+    "passgate_oidc_device_authorizations",
+    "Device authorization grant steps (RFC 8628): codes requested, approved, denied, and user "
+    "codes typed that matched nothing.",
+    ["result"],
+)
+DEVICE_RESULTS = ("requested", "approved", "denied", "unknown_code")
 SESSION_STORE_ERRORS = Counter(
     "passgate_session_store_errors",
     "Failed calls to the session store (Redis or the database).",
@@ -82,6 +90,8 @@ SESSION_STORE_ERRORS = Counter(
 
 # Every series exists from the start at 0, so rate() and alerts work before the first event.
 DECISION_COUNTERS = {result: FORWARD_AUTH_DECISIONS.labels(result) for result in RESULTS}
+for _device_result in DEVICE_RESULTS:
+    DEVICE_AUTHORIZATIONS.labels(_device_result)
 for _method in LOGIN_METHODS:
     for _result in ("success", "failure"):
         LOGINS.labels(_method, _result)
@@ -94,6 +104,11 @@ def login(method: str, success: bool) -> None:
 
 def token_issued(client_id: str, grant_type: str) -> None:
     TOKENS_ISSUED.labels(client_id, grant_type).inc()
+
+
+def device_authorization(result: str) -> None:
+    """Count a device authorization step (`result` as in DEVICE_RESULTS)."""
+    DEVICE_AUTHORIZATIONS.labels(result).inc()
 
 
 def session_store_error(store: str) -> None:

@@ -93,7 +93,13 @@ def discovery(request: Request) -> Response:
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            # machine and TV grants
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "token_endpoint_auth_methods_supported": [
@@ -358,6 +364,13 @@ async def _endpoint(request: Request, name: str) -> Response:
     return response
 
 
+async def device_authorize(request: Request) -> Response:
+    """RFC 8628 3.1: a device (TV, command-line tool) asks for its codes."""
+    response = await _endpoint(request, "device_authorization")
+    response.headers.update(CORS)
+    return response
+
+
 async def introspect(request: Request) -> Response:
     return await _endpoint(request, "introspection")
 
@@ -397,6 +410,11 @@ async def userinfo(request: Request) -> Response:
     issued = await run_in_threadpool(services.oauth.by_access_token, access_token)
     if issued is None or not issued.access_usable():
         return _bearer_error("invalid_token", "the access token is invalid, expired or revoked")
+    if issued.user_id is None:
+        # machine and TV grants: a client_credentials token is about the client, not a user
+        return _bearer_error(
+            "invalid_token", "this is a client_credentials token: it has no user to describe"
+        )
     if "openid" not in issued.scope.split():
         return _bearer_error("insufficient_scope", "the token was not issued for openid", 403)
     user = await run_in_threadpool(server_of(request).active_user, issued.user_id)
@@ -482,6 +500,7 @@ routes = [
     Route("/api/oidc/token", token, methods=["POST"]),
     Route("/api/oidc/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/api/oidc/introspect", introspect, methods=["POST"]),
+    Route("/api/oidc/device/authorize", device_authorize, methods=["POST"]),
     Route("/api/oidc/revoke", revoke, methods=["POST"]),
     Route("/api/oidc/end-session", end_session, methods=["GET", "POST"]),
     Route("/api/oidc/end-session/confirm", end_session_confirm, methods=["POST"]),

@@ -27,9 +27,11 @@ from gateway.storage.db import Database, IntegrityViolation, Transaction
 _COLUMNS = (
     "client_id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, "
     "allowed_groups, pkce_required, wildcard_callbacks, id_token_alg, access_token_lifetime, "
-    "refresh_token_lifetime, refresh_tokens, logo_url, declared, created_at"
+    "refresh_token_lifetime, refresh_tokens, logo_url, declared, created_at, "
+    # machine and TV grants
+    "grant_types, client_credentials_scopes"
 )
-_SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order
+_SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order (see _row)
     "name",
     "secret_hash",
     "public",
@@ -44,6 +46,9 @@ _SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order
     "refresh_tokens",
     "logo_url",
     "declared",
+    # machine and TV grants
+    "grant_types",
+    "client_credentials_scopes",
 )
 
 
@@ -69,6 +74,8 @@ class ClientService:
         refresh_tokens: bool = False,
         logo_url: str = "",
         client_id: str | None = None,
+        grant_types: Sequence[str] = (),
+        client_credentials_scopes: Sequence[str] = (),
     ) -> tuple[OidcClient, str | None]:
         """Create a client; return it and its clear secret (None for public clients), which is
         not stored and cannot be shown again. InvalidInput for bad values, Conflict for a taken
@@ -92,6 +99,8 @@ class ClientService:
                 logo_url=logo_url,
                 declared=False,
                 created_at=time.time(),
+                grant_types=tuple(grant_types),
+                client_credentials_scopes=tuple(client_credentials_scopes),
             )
         )
         taken = Conflict(f"a client with id {client.client_id!r} already exists")
@@ -143,6 +152,8 @@ class ClientService:
         refresh_token_lifetime: int | None = None,
         refresh_tokens: bool | None = None,
         logo_url: str | None = None,
+        grant_types: Sequence[str] | None = None,
+        client_credentials_scopes: Sequence[str] | None = None,
     ) -> OidcClient:
         """Change the given settings (None keeps a value). NotFound, ReadOnlyClient for a
         declared client, InvalidInput for bad values or for switching public/confidential."""
@@ -165,6 +176,10 @@ class ClientService:
             "refresh_token_lifetime": refresh_token_lifetime,
             "refresh_tokens": refresh_tokens,
             "logo_url": logo_url,
+            "grant_types": None if grant_types is None else tuple(grant_types),
+            "client_credentials_scopes": None
+            if client_credentials_scopes is None
+            else tuple(client_credentials_scopes),
         }
         updated = validated(
             dataclasses.replace(client, **{k: v for k, v in changes.items() if v is not None})
@@ -274,7 +289,8 @@ class ClientService:
     @staticmethod
     def _write(tx: Transaction, client: OidcClient) -> None:
         assignments = ", ".join(f"{column} = ?" for column in _SETTABLE)
-        values = _row(client)[1:-1]  # without client_id and created_at
+        row = _row(client)
+        values = (*row[1:15], *row[16:])  # without client_id and created_at
         tx.execute(
             f"UPDATE oidc_clients SET {assignments} WHERE client_id = ?",
             (*values, client.client_id),
@@ -300,6 +316,8 @@ def _row(client: OidcClient) -> tuple[object, ...]:
         client.logo_url,
         int(client.declared),
         client.created_at,
+        json.dumps(list(client.grant_types)),
+        json.dumps(list(client.client_credentials_scopes)),
     )
 
 
@@ -321,4 +339,6 @@ def _client(row: tuple[Any, ...]) -> OidcClient:
         logo_url=str(row[13]),
         declared=bool(row[14]),
         created_at=float(row[15]),
+        grant_types=tuple(json.loads(row[16])),
+        client_credentials_scopes=tuple(json.loads(row[17])),
     )

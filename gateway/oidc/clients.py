@@ -31,6 +31,12 @@ IdTokenAlg = Literal["RS256", "ES256"]
 ID_TOKEN_ALGS: tuple[str, ...] = ("RS256", "ES256")
 ACCESS_TOKEN_LIFETIME = (60, 86400)  # seconds, inclusive bounds
 REFRESH_TOKEN_LIFETIME = (3600, 365 * 86400)
+# machine and TV grants: the grants a client may be allowed on top of authorization_code (and
+# refresh_token, which follows it), and what a client_credentials scope may look like.
+OptInGrant = Literal["client_credentials", "device_code"]
+OPT_IN_GRANTS: tuple[str, ...] = ("client_credentials", "device_code")
+RESERVED_SCOPES = frozenset({"openid", "profile", "email", "groups", "offline_access"})
+_MACHINE_SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._/-]{0,63}$")
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
@@ -69,6 +75,14 @@ class OidcClient:
     logo_url: str
     declared: bool
     created_at: float
+    # machine and TV grants ---------------------------------------------------------------
+    grant_types: tuple[str, ...] = ()  # opt-in grants (OPT_IN_GRANTS) beyond the code flow
+    client_credentials_scopes: tuple[str, ...] = ()  # what client_credentials may ask for
+
+    def allows_grant(self, grant: str) -> bool:
+        """Whether the client may use `grant` (an OPT_IN_GRANTS name, or authorization_code
+        and refresh_token, which every client may use)."""
+        return grant in ("authorization_code", "refresh_token") or grant in self.grant_types
 
 
 # validation ----------------------------------------------------------------------------------
@@ -187,6 +201,36 @@ def _check_logo_url(url: str) -> str:
     return validate_redirect_uri(value, False, "logo_url") if value else value
 
 
+def _check_grants(client: OidcClient) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The client's opt-in grants and client_credentials scopes, de-duplicated; InvalidInput
+    for an unknown grant or scope name, or a public client given client_credentials."""
+    for grant in client.grant_types:
+        if grant not in OPT_IN_GRANTS:
+            raise InvalidInput(
+                f"grant_types: {grant!r} is not an opt-in grant (allowed: client_credentials, "
+                "device_code; authorization_code and refresh_token are always on)"
+            )
+    grants = tuple(g for g in OPT_IN_GRANTS if g in client.grant_types)
+    if client.public and "client_credentials" in grants:
+        raise InvalidInput(
+            "grant_types: a public client has no secret, so it cannot use client_credentials"
+        )
+    scopes = tuple(dict.fromkeys(s.strip() for s in client.client_credentials_scopes))
+    for scope in scopes:
+        if scope in RESERVED_SCOPES:
+            raise InvalidInput(
+                f"client_credentials_scopes: {scope!r} is about a user; a machine token has none"
+            )
+        if not _MACHINE_SCOPE.match(scope):
+            raise InvalidInput(
+                f"client_credentials_scopes: {scope!r} must be 1-64 characters: letters, digits "
+                "and : . _ / - (such as backup:read)"
+            )
+    if scopes and "client_credentials" not in grants:
+        raise InvalidInput("client_credentials_scopes need the client_credentials grant")
+    return grants, scopes
+
+
 def validated(client: OidcClient) -> OidcClient:
     """The client with normalised values; InvalidInput naming the first bad field."""
     if not _CLIENT_ID.match(client.client_id):
@@ -207,8 +251,11 @@ def validated(client: OidcClient) -> OidcClient:
     groups = tuple(dict.fromkeys(_check_group(g) for g in client.allowed_groups))
     if client.id_token_alg not in ID_TOKEN_ALGS:
         raise InvalidInput(f"id_token_alg {client.id_token_alg!r} must be RS256 or ES256")
+    grants, machine_scopes = _check_grants(client)
     return dataclasses.replace(
         client,
+        grant_types=grants,
+        client_credentials_scopes=machine_scopes,
         name=name,
         redirect_uris=tuple(dict.fromkeys(redirects)),
         post_logout_redirect_uris=tuple(dict.fromkeys(logouts)),
@@ -251,9 +298,17 @@ class DeclaredClient(BaseModel):
     refresh_token_lifetime: int = 30 * 86400
     refresh_tokens: bool = False
     logo_url: str = ""
+    # machine and TV grants
+    grant_types: list[OptInGrant] = []
+    client_credentials_scopes: list[str] = []
 
     _listify = field_validator(
-        "redirect_uris", "post_logout_redirect_uris", "allowed_groups", mode="before"
+        "redirect_uris",
+        "post_logout_redirect_uris",
+        "allowed_groups",
+        "grant_types",
+        "client_credentials_scopes",
+        mode="before",
     )(_as_list)
 
     @field_validator("secret_hash")
@@ -285,7 +340,13 @@ class DeclaredClient(BaseModel):
                 )
             secret_hash = hash_token(secret)
         values = self.model_dump(exclude={"secret_env", "secret_hash"})
-        for key in ("redirect_uris", "post_logout_redirect_uris", "allowed_groups"):
+        for key in (
+            "redirect_uris",
+            "post_logout_redirect_uris",
+            "allowed_groups",
+            "grant_types",
+            "client_credentials_scopes",
+        ):
             values[key] = tuple(values[key])
         client = OidcClient(**values, secret_hash=secret_hash, declared=True, created_at=0.0)
         return validated(client)

@@ -15,6 +15,7 @@ def endpoints(app_url: str) -> dict[str, str]:
         "introspection_endpoint": f"{app_url}/api/oidc/introspect",
         "revocation_endpoint": f"{app_url}/api/oidc/revoke",
         "jwks_uri": f"{app_url}/.well-known/jwks.json",
+        "device_authorization_endpoint": f"{app_url}/api/oidc/device/authorize",  # RFC 8628
     }
 
 

@@ -25,15 +25,26 @@ from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Request,
+    UnauthorizedClientError,
 )
-from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.oidc.core.grants import OpenIDCode
+from authlib.oauth2.rfc8628 import (
+    DEVICE_CODE_GRANT_TYPE,
+    DeviceAuthorizationEndpoint,
+    DeviceCodeGrant,
+)
+from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 from starlette.responses import JSONResponse, Response
 
 from gateway.accounts.users import User, UserService
@@ -43,6 +54,13 @@ from gateway.oidc.claims import claims_for
 from gateway.oidc.client_service import ClientService
 from gateway.oidc.clients import OidcClient
 from gateway.oidc.custom_claims import CustomClaims
+from gateway.oidc.device_codes import (
+    DEVICE_CODE_LIFETIME,
+    POLL_INTERVAL,
+    DeviceCode,
+    DeviceCodes,
+    new_user_code,
+)
 from gateway.oidc.signing_keys import SigningKeys
 from gateway.oidc.tokens import AuthorizationCode, IssuedToken, OAuthStore
 
@@ -58,12 +76,24 @@ ERROR_DESCRIPTIONS = {
     "invalid_client": "client authentication failed",
     "invalid_grant": "the code or refresh token is invalid, expired, revoked or not yours",
     "unauthorized_client": "this client may not use this grant",
-    "unsupported_grant_type": "only authorization_code and refresh_token are supported",
+    "unsupported_grant_type": "supported grant types: authorization_code, refresh_token, "
+    "client_credentials and urn:ietf:params:oauth:grant-type:device_code",
     "unsupported_token_type": "only access_token and refresh_token can be given as hints",
     "invalid_scope": "the requested scope is unknown",
     "access_denied": "the user or Passgate denied the request",
     "login_required": "the user must sign in",
     "consent_required": "the user must consent",
+    # machine and TV grants (RFC 8628 3.5)
+    "authorization_pending": "the user has not yet approved the device: keep polling",
+    "slow_down": "polling too fast: wait 5 seconds longer between polls from now on",
+    "expired_token": "the device code has expired: start again",
+}
+# The grants a client may be allowed (clients.OPT_IN_GRANTS) by their grant_type value.
+GRANT_NAMES = {
+    "authorization_code": "authorization_code",
+    "refresh_token": "refresh_token",
+    "client_credentials": "client_credentials",
+    DEVICE_CODE_GRANT_TYPE: "device_code",
 }
 CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post"]
 # How a request can try to authenticate its client, as error messages name them.
@@ -103,8 +133,13 @@ class ClientAdapter(ClientMixin):  # type: ignore[misc]
         uris = self.client.redirect_uris
         return uris[0] if len(uris) == 1 and "*" not in uris[0] else None
 
-    def get_allowed_scope(self, scope: str) -> str:
-        return " ".join(s for s in scope.split() if s in SCOPES)
+    def get_allowed_scope(self, scope: str | None) -> str:
+        machine = self.client.client_credentials_scopes
+        if scope is None:
+            # Only client_credentials leaves the scope out (every other grant passes its code's
+            # or token's): RFC 6749 3.3's default is then everything the client was given.
+            return " ".join(machine)
+        return " ".join(s for s in scope.split() if s in SCOPES or s in machine)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return self._clients.redirect_uri_allowed(self.client, redirect_uri)
@@ -121,7 +156,7 @@ class ClientAdapter(ClientMixin):  # type: ignore[misc]
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in ("authorization_code", "refresh_token")
+        return self.client.allows_grant(GRANT_NAMES.get(grant_type, ""))
 
 
 class _Payload(OAuth2Payload):  # type: ignore[misc]
@@ -181,6 +216,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         keys: SigningKeys,
         custom_claims: CustomClaims,
         audit: AuditLog,
+        devices: DeviceCodes,
     ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         if issuer.startswith("http://"):
@@ -193,6 +229,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         self.keys = keys
         self.custom_claims = custom_claims
         self.audit = audit
+        self.devices = devices
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -203,6 +240,10 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         )
         self.register_grant(CodeGrant, [Pkce(required=True), PassgateOpenIDCode(self)])
         self.register_grant(RefreshGrant)
+        # machine and TV grants
+        self.register_grant(MachineGrant)
+        self.register_grant(DeviceGrant, [PassgateOpenIDToken(self)])
+        self.register_endpoint(DeviceAuthorization)
         self.register_endpoint(Introspection)
         self.register_endpoint(Revocation)
 
@@ -242,12 +283,18 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             token.pop("refresh_token", None)
         code: AuthorizationCode | None = request.authorization_code
         previous: IssuedToken | None = request.refresh_token
+        # machine and TV grants: a device code carries the sign-in; client_credentials has
+        # no user (request.user is None), so the client is the token's subject.
+        device: DeviceCode | None = request.credential
         auth_time = code.auth_time if code else previous.auth_time if previous else time.time()
+        if device is not None and device.auth_time is not None:
+            auth_time = device.auth_time
+        user_id = request.user.get_user_id() if request.user is not None else None
         self.store.save_token(
             access_token=token["access_token"],
             refresh_token=token.get("refresh_token"),
             client_id=client.client_id,
-            user_id=request.user.get_user_id(),
+            user_id=user_id,
             scope=scope,
             auth_time=auth_time,
             access_lifetime=client.access_token_lifetime,
@@ -255,12 +302,12 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             family_id=previous.family_id if previous else None,
             code_hash=code.code_hash if code else None,
         )
-        metrics.token_issued(client.client_id, "authorization_code" if code else "refresh_token")
         grant_type = request.payload.data.get("grant_type", "")
+        metrics.token_issued(client.client_id, GRANT_NAMES.get(grant_type, grant_type))
         self.audit.record_or_log(
             "token_refreshed" if grant_type == "refresh_token" else "token_issued",
             actor=client_actor(client, request),
-            user_id=request.user.get_user_id(),
+            user_id=user_id,
             details={
                 "client_id": client.client_id,
                 "client_name": client.name,
@@ -446,13 +493,10 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         return Principal(user, authorization_code.auth_time, authorization_code.amr)
 
 
-class PassgateOpenIDCode(OpenIDCode):  # type: ignore[misc]
-    def __init__(self, server: OidcServer) -> None:
-        super().__init__(require_nonce=False)
-        self._server = server
+class IdTokens:
+    """How Passgate signs ID tokens and what they say, for every grant that issues them."""
 
-    def exists_nonce(self, nonce: str, request: PassgateRequest) -> bool:
-        return False  # nonces are the client's to check in the ID token; codes are single-use
+    _server: OidcServer
 
     def resolve_client_private_key(self, client: ClientAdapter) -> Any:
         return self._server.keys.active(client.client.id_token_alg)
@@ -472,6 +516,15 @@ class PassgateOpenIDCode(OpenIDCode):  # type: ignore[misc]
 
     def generate_user_info(self, user: Principal, scope: str) -> dict[str, Any]:
         return self._server.claims(user.user, scope)
+
+
+class PassgateOpenIDCode(IdTokens, OpenIDCode):  # type: ignore[misc]
+    def __init__(self, server: OidcServer) -> None:
+        super().__init__(require_nonce=False)
+        self._server = server
+
+    def exists_nonce(self, nonce: str, request: PassgateRequest) -> bool:
+        return False  # nonces are the client's to check in the ID token; codes are single-use
 
 
 class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
@@ -500,7 +553,8 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         return token
 
     def authenticate_user(self, refresh_token: IssuedToken) -> Principal:
-        user = self._passgate.active_user(refresh_token.user_id)
+        # client_credentials tokens have no refresh token, so every refresh token has a user
+        user = self._passgate.active_user(refresh_token.user_id or "")
         if user is None:
             raise InvalidGrantError("the user is disabled or gone")
         return Principal(user, refresh_token.auth_time)
@@ -558,15 +612,18 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
     def introspect_token(self, presented: PresentedToken) -> dict[str, Any]:
         server: OidcServer = self.server
         token = presented.token
-        user = server.active_user(token.user_id)
-        if user is None:
-            return {"active": False}
+        names: dict[str, str] = {}
+        if token.user_id is not None:  # else a client_credentials token: the client is sub
+            user = server.active_user(token.user_id)
+            if user is None:
+                return {"active": False}
+            names["username"] = user.username
         answer: dict[str, Any] = {
             "active": True,
             "client_id": token.client_id,
             "scope": token.scope,
-            "sub": token.user_id,
-            "username": user.username,
+            "sub": token.subject,
+            **names,
             "exp": int(presented.expires_at),
             "iat": int(token.issued_at),
             "iss": server.issuer,
@@ -597,3 +654,106 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
         else:
             server.store.revoke(presented.token.id)
             server.audit_revoked(presented.token, "revoked by the app (access token)", request)
+
+
+# machine and TV grants -------------------------------------------------------------------------
+
+
+class MachineGrant(ClientCredentialsGrant):  # type: ignore[misc]
+    """client_credentials (RFC 6749 4.4): a confidential client allowed the grant gets a token
+    about itself, for the scopes it was given (all of them when it asks for none); never a
+    refresh token. A public client cannot authenticate here: invalid_client."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH
+
+    def validate_requested_scope(self) -> None:
+        client: OidcClient = self.request.client.client
+        asked = self.request.payload.scope
+        allowed = client.client_credentials_scopes
+        wanted = (asked or "").split()
+        refused = [scope for scope in wanted if scope not in allowed]
+        if refused:
+            raise InvalidScopeError(
+                f"this client may not ask for {refused[0]!r} with client_credentials "
+                f"(allowed: {' '.join(allowed) or 'none'})"
+            )
+
+
+class DeviceAuthorization(DeviceAuthorizationEndpoint):  # type: ignore[misc]
+    """RFC 8628 3.1-3.2: a device asks for a device code and a user code to show its user."""
+
+    CLIENT_AUTH_METHODS = ALL_AUTH
+    EXPIRES_IN = DEVICE_CODE_LIFETIME
+    INTERVAL = POLL_INTERVAL
+
+    @property
+    def _passgate(self) -> OidcServer:
+        server: OidcServer = self.server
+        return server
+
+    def authenticate_client(self, request: PassgateRequest) -> ClientAdapter:
+        client: ClientAdapter = super().authenticate_client(request)
+        if not client.client.allows_grant("device_code"):
+            raise UnauthorizedClientError("this client is not allowed the device_code grant")
+        return client
+
+    def generate_user_code(self) -> str:
+        return new_user_code()
+
+    def get_verification_uri(self) -> str:
+        return f"{self._passgate.issuer}/device"
+
+    def save_device_credential(
+        self, client_id: str, scope: str | None, data: dict[str, Any]
+    ) -> None:
+        self._passgate.devices.save(data["device_code"], data["user_code"], client_id, scope or "")
+        metrics.device_authorization("requested")
+
+
+class DeviceGrant(DeviceCodeGrant):  # type: ignore[misc]
+    """RFC 8628 3.4-3.5: the device polls with its device code until the user has answered."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH
+
+    @property
+    def _passgate(self) -> OidcServer:
+        server: OidcServer = self.server
+        return server
+
+    def query_device_credential(self, device_code: str) -> DeviceCode:
+        found = self._passgate.devices.poll(device_code)
+        if found is None:
+            raise InvalidGrantError("unknown device code")
+        if found.status == "used":
+            raise InvalidGrantError("the device code was already used")
+        return found
+
+    def query_user_grant(self, user_code: str) -> tuple[Principal | None, bool] | None:
+        devices = self._passgate.devices
+        found = devices.by_user_code_hash(user_code)
+        if found is None or found.status == "pending":
+            return None
+        if found.status == "denied":
+            return None, False
+        if found.user_id is None or not devices.take(found.device_code_hash):
+            raise InvalidGrantError("the device code was already used")
+        user = self._passgate.active_user(found.user_id)
+        if user is None:
+            raise InvalidGrantError("the user is disabled or gone")
+        return Principal(user, found.auth_time or time.time(), found.amr), True
+
+    def should_slow_down(self, credential: DeviceCode) -> bool:
+        last = credential.last_polled_at
+        return last is not None and time.time() - last < credential.poll_interval
+
+
+class PassgateOpenIDToken(IdTokens, OpenIDToken):  # type: ignore[misc]
+    """The ID token of the device grant: the user's claims and how they signed in."""
+
+    def __init__(self, server: OidcServer) -> None:
+        self._server = server
+
+    def get_compatible_claims(self, request: PassgateRequest) -> dict[str, Any]:
+        claims: dict[str, Any] = super().get_compatible_claims(request)
+        claims.update(self.get_authorization_code_claims(request.credential))
+        return claims

@@ -70,7 +70,7 @@ class AuthorizationCode:
 class IssuedToken:
     id: str
     client_id: str
-    user_id: str
+    user_id: str | None  # None: a client_credentials token, whose subject is the client
     scope: str
     family_id: str
     code_hash: str | None
@@ -100,12 +100,17 @@ class IssuedToken:
     def access_usable(self) -> bool:
         return not self.is_revoked() and not self.is_expired()
 
+    @property
+    def subject(self) -> str:
+        """Who the token is about: its user, or for a client_credentials token the client."""
+        return self.user_id if self.user_id is not None else self.client_id
+
 
 def _token(row: tuple[object, ...]) -> IssuedToken:
     return IssuedToken(
         id=str(row[0]),
         client_id=str(row[1]),
-        user_id=str(row[2]),
+        user_id=str(row[2]) if row[2] is not None else None,
         scope=str(row[3]),
         family_id=str(row[4]),
         code_hash=str(row[5]) if row[5] is not None else None,
@@ -209,7 +214,7 @@ class OAuthStore:
         access_token: str,
         refresh_token: str | None,
         client_id: str,
-        user_id: str,
+        user_id: str | None,
         scope: str,
         auth_time: float,
         access_lifetime: float,

@@ -225,6 +225,59 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "authorization codes remember how the user signed in (amr)",
         ("ALTER TABLE oauth_codes ADD COLUMN amr TEXT NOT NULL DEFAULT ''",),
     ),
+    (
+        9,
+        "machine and TV grants: client_credentials tokens (client as subject), device codes",
+        (
+            # Which opt-in grants a client may use, and its client_credentials scopes.
+            "ALTER TABLE oidc_clients ADD COLUMN grant_types TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE oidc_clients ADD COLUMN client_credentials_scopes "
+            "TEXT NOT NULL DEFAULT '[]'",
+            # user_id becomes nullable (NULL: the client itself is the subject). SQLite cannot
+            # drop a NOT NULL, so the table is rebuilt, the same way on both databases.
+            """CREATE TABLE oauth_tokens_v9 (
+                id TEXT PRIMARY KEY,
+                access_token_hash TEXT NOT NULL UNIQUE,
+                refresh_token_hash TEXT UNIQUE,
+                client_id TEXT NOT NULL REFERENCES oidc_clients(client_id) ON DELETE CASCADE,
+                user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+                scope TEXT NOT NULL,
+                family_id TEXT NOT NULL,
+                code_hash TEXT,
+                auth_time DOUBLE PRECISION NOT NULL,
+                issued_at DOUBLE PRECISION NOT NULL,
+                access_expires_at DOUBLE PRECISION NOT NULL,
+                refresh_expires_at DOUBLE PRECISION,
+                refresh_used_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION
+            )""",
+            "INSERT INTO oauth_tokens_v9 (id, access_token_hash, refresh_token_hash, client_id, "
+            "user_id, scope, family_id, code_hash, auth_time, issued_at, access_expires_at, "
+            "refresh_expires_at, refresh_used_at, revoked_at) SELECT id, access_token_hash, "
+            "refresh_token_hash, client_id, user_id, scope, family_id, code_hash, auth_time, "
+            "issued_at, access_expires_at, refresh_expires_at, refresh_used_at, revoked_at "
+            "FROM oauth_tokens",
+            "DROP TABLE oauth_tokens",
+            "ALTER TABLE oauth_tokens_v9 RENAME TO oauth_tokens",
+            "CREATE INDEX oauth_tokens_family ON oauth_tokens(family_id)",
+            "CREATE INDEX oauth_tokens_code ON oauth_tokens(code_hash)",
+            """CREATE TABLE oauth_device_codes (
+                device_code_hash TEXT PRIMARY KEY,
+                user_code_hash TEXT NOT NULL UNIQUE,
+                client_id TEXT NOT NULL REFERENCES oidc_clients(client_id) ON DELETE CASCADE,
+                scope TEXT NOT NULL,
+                status TEXT NOT NULL DEFAULT 'pending',
+                user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+                auth_time DOUBLE PRECISION,
+                amr TEXT NOT NULL DEFAULT '',
+                poll_interval INTEGER NOT NULL,
+                last_polled_at DOUBLE PRECISION,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX oauth_device_codes_expiry ON oauth_device_codes(expires_at)",
+        ),
+    ),
 )
 
 
