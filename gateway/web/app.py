@@ -46,6 +46,7 @@ from gateway.core.templating import render
 from gateway.forward_auth.endpoint import PATHS, ForwardAuth
 from gateway.http import request_log
 from gateway.oidc import api as oidc_api
+from gateway.oidc import device_pages as oidc_device_pages
 from gateway.oidc.clients import ReadOnlyClient
 from gateway.passkeys import api as webauthn_api
 from gateway.passkeys import enrol_pages
@@ -273,6 +274,7 @@ def create_app(services: Services) -> PassgateApp:
             *enrol_pages.routes,
             *webauthn_api.routes,
             *oidc_api.routes,
+            *oidc_device_pages.routes,  # machine and TV grants
             *admin_api.routes,
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
