@@ -51,6 +51,9 @@ class ClientSettings(TypedDict, total=False):
     refresh_token_lifetime: int
     refresh_tokens: bool
     logo_url: str
+    # machine and TV grants
+    grant_types: Sequence[str]
+    client_credentials_scopes: Sequence[str]
 
 
 class ClientChanges(ClientSettings, total=False):

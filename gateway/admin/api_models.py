@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from gateway.admin.administration import ClientChanges, ClientSettings
 from gateway.admin.api_keys import ApiKey
 from gateway.audit.log import AuditEvent, AuditFilters
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.clients import OidcClient, OptInGrant
 from gateway.passkeys.credentials import Passkey
 
 
@@ -85,6 +85,17 @@ class ClientFields(Body):
     refresh_token_lifetime: int | None = Field(None, description="Seconds, 3600-31536000.")
     refresh_tokens: bool | None = None
     logo_url: Text | None = None
+    # machine and TV grants
+    grant_types: list[OptInGrant] | None = Field(
+        None,
+        description="Opt-in grants beyond authorization_code and refresh_token (always on): "
+        "client_credentials (confidential clients only) and device_code.",
+    )
+    client_credentials_scopes: list[Text] | None = Field(
+        None,
+        description="The scopes client_credentials may ask for (such as backup:read); "
+        "needs the client_credentials grant.",
+    )
 
     def settings(self) -> ClientSettings:
         chosen = self.model_dump(exclude_none=True, exclude={"name", "redirect_uris", "public"})
@@ -196,6 +207,9 @@ class ClientOut(BaseModel):
     refresh_token_lifetime: int
     refresh_tokens: bool
     logo_url: str
+    # machine and TV grants
+    grant_types: list[str] = Field(description="Opt-in grants: client_credentials, device_code.")
+    client_credentials_scopes: list[str]
     declared: bool = Field(description="Declared in CONFIG_FILE: read-only here.")
     created_at: float
     discovery_url: str
@@ -216,6 +230,8 @@ class ClientOut(BaseModel):
             refresh_token_lifetime=client.refresh_token_lifetime,
             refresh_tokens=client.refresh_tokens,
             logo_url=client.logo_url,
+            grant_types=list(client.grant_types),
+            client_credentials_scopes=list(client.client_credentials_scopes),
             declared=client.declared,
             created_at=client.created_at,
             discovery_url=f"{app_url}/.well-known/openid-configuration",

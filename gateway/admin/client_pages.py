@@ -60,6 +60,11 @@ def client_settings(form: dict[str, str], submitted: FormData) -> dict[str, Any]
             form, "refresh_token_lifetime", "Refresh token lifetime"
         ),
         "logo_url": form.get("logo_url", "").strip(),
+        # machine and TV grants
+        "grant_types": [g for g in submitted.getlist("grant_types") if isinstance(g, str)],
+        "client_credentials_scopes": form.get("client_credentials_scopes", "")
+        .replace(",", " ")
+        .split(),
     }
 
 
@@ -75,6 +80,9 @@ def form_of(client: OidcClient) -> dict[str, Any]:
         "access_token_lifetime": str(client.access_token_lifetime),
         "refresh_token_lifetime": str(client.refresh_token_lifetime),
         "logo_url": client.logo_url,
+        # machine and TV grants
+        "grant_types": list(client.grant_types),
+        "client_credentials_scopes": " ".join(client.client_credentials_scopes),
     }
 
 
@@ -91,13 +99,18 @@ NEW_CLIENT = {
     "refresh_token_lifetime": str(30 * 86400),
     "logo_url": "",
     "public": "",
+    # machine and TV grants
+    "grant_types": [],
+    "client_credentials_scopes": "",
 }
 
 
 async def _kept(request: Request, form: dict[str, str]) -> dict[str, Any]:
     """The submitted form, with the checked groups, to show again after a refusal."""
-    groups = [g for g in (await request.form()).getlist("allowed_groups") if isinstance(g, str)]
-    return {**form, "allowed_groups": groups}
+    submitted = await request.form()
+    groups = [g for g in submitted.getlist("allowed_groups") if isinstance(g, str)]
+    grants = [g for g in submitted.getlist("grant_types") if isinstance(g, str)]
+    return {**form, "allowed_groups": groups, "grant_types": grants}
 
 
 async def _clients_page(

@@ -28,6 +28,9 @@ _CLIENT_OPTIONS = (
     "access_token_lifetime",
     "refresh_token_lifetime",
     "logo_url",
+    # machine and TV grants
+    "grant_types",
+    "client_credentials_scopes",
 )
 
 
@@ -35,7 +38,13 @@ def _client_settings(args: argparse.Namespace) -> ClientSettings:
     changes: dict[str, Any] = {
         k: getattr(args, k) for k in _CLIENT_OPTIONS if getattr(args, k) is not None
     }
-    for key in ("post_logout_redirect_uris", "allowed_groups"):
+    lists = (
+        "post_logout_redirect_uris",
+        "allowed_groups",
+        "grant_types",
+        "client_credentials_scopes",
+    )
+    for key in lists:
         if key in changes:  # `--group ''` clears the list
             changes[key] = [value for value in changes[key] if value]
     return cast(ClientSettings, changes)
@@ -110,6 +119,21 @@ def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
     parser.add_argument("--access-token-lifetime", type=int, metavar="SECONDS")
     parser.add_argument("--refresh-token-lifetime", type=int, metavar="SECONDS")
     parser.add_argument("--logo-url")
+    # machine and TV grants
+    parser.add_argument(
+        "--grant",
+        dest="grant_types",
+        action="append",
+        choices=("client_credentials", "device_code", ""),
+        help="also allow this grant (repeatable; '' clears; authorization_code is always on)",
+    )
+    parser.add_argument(
+        "--client-credentials-scope",
+        dest="client_credentials_scopes",
+        action="append",
+        metavar="SCOPE",
+        help="a scope client_credentials may ask for, such as backup:read (repeatable; '' clears)",
+    )
 
 
 @with_services

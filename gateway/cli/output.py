@@ -38,6 +38,9 @@ def print_client(client: OidcClient, app_url: str) -> None:
         "refresh_token_lifetime": f"{client.refresh_token_lifetime}s",
         "refresh_tokens": "always" if client.refresh_tokens else "with offline_access only",
         "logo_url": client.logo_url or "-",
+        # machine and TV grants
+        "grant_types": " ".join(("authorization_code", *client.grant_types)),
+        "client_credentials_scopes": " ".join(client.client_credentials_scopes) or "-",
         "discovery_url": discovery_url(app_url),
     }
     shown = ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")

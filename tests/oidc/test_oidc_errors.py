@@ -815,7 +815,9 @@ def test_confidential_client_may_skip_pkce(op: Op, confidential_flow: Flow) -> N
     assert op.token_request(confidential_flow.rp, data).status_code == 200
 
 
-@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit", ""])
+@pytest.mark.parametrize(
+    "grant_type", ["password", "urn:ietf:params:oauth:grant-type:saml2-bearer", "implicit", ""]
+)
 def test_unsupported_grant_type_is_json_error(
     op: Op, confidential_flow: Flow, grant_type: str
 ) -> None:

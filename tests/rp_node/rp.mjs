@@ -1,7 +1,10 @@
 // A second, independent relying party for Passgate's tests: npm's openid-client (a certified
-// OpenID Connect RP library). Two steps, settings in environment variables, JSON on stdout:
+// OpenID Connect RP library). Steps, settings in environment variables, JSON on stdout:
 //   node rp.mjs start   -> { url, verifier, state, nonce }  (the browser follows `url`)
 //   node rp.mjs finish  -> what the library made of the callback (CALLBACK, VERIFIER, ...)
+//   node rp.mjs machine -> a client_credentials token for SCOPE, introspected, and refusals
+//   node rp.mjs device  -> one line with the device authorization (user_code, ...), then,
+//                          once the user approved it and polling got tokens, a second line
 // The browser reaches Passgate by its public name (ISSUER); this process reaches the same
 // server at LOCAL_URL, so every request the library makes is rewritten to it.
 import * as oidc from 'openid-client'
@@ -14,9 +17,9 @@ const fetchLocally = (url, options) => fetch(String(url).replace(env.ISSUER, env
 
 async function configure () {
   const options = { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: fetchLocally }
-  const config = await oidc.discovery(
-    new URL(env.ISSUER), env.CLIENT_ID, undefined, oidc.ClientSecretPost(env.CLIENT_SECRET), options
-  )
+  // A public client (a command-line tool using the device flow) authenticates with none.
+  const auth = env.CLIENT_SECRET ? oidc.ClientSecretPost(env.CLIENT_SECRET) : oidc.None()
+  const config = await oidc.discovery(new URL(env.ISSUER), env.CLIENT_ID, undefined, auth, options)
   config[oidc.customFetch] = fetchLocally
   // Check ID token signatures against the published JWKS, not only the claims.
   oidc.enableNonRepudiationChecks(config)
@@ -81,6 +84,26 @@ async function finish (config) {
   }
 }
 
+// machine and TV grants
+
+async function machine (config) {
+  const tokens = await oidc.clientCredentialsGrant(config, { scope: env.SCOPE })
+  const introspection = await oidc.tokenIntrospection(config, tokens.access_token)
+  const userinfo = await errorOf(oidc.fetchUserInfo(config, tokens.access_token, env.CLIENT_ID))
+  const notAllowed = await errorOf(oidc.clientCredentialsGrant(config, { scope: 'admin:all' }))
+  return { tokens, introspection, userinfo, notAllowed }
+}
+
+async function device (config) {
+  const authorization = await oidc.initiateDeviceAuthorization(config, { scope: env.SCOPE })
+  process.stdout.write(JSON.stringify(authorization) + '\n')
+  const tokens = await oidc.pollDeviceAuthorizationGrant(config, authorization)
+  const claims = tokens.claims()
+  const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub)
+  const reused = await errorOf(oidc.pollDeviceAuthorizationGrant(config, authorization))
+  return { tokens, claims, userinfo, reused }
+}
+
 const config = await configure()
-const step = process.argv[2] === 'start' ? start : finish
-process.stdout.write(JSON.stringify(await step(config)))
+const steps = { start, finish, machine, device }
+process.stdout.write(JSON.stringify(await steps[process.argv[2]](config)) + '\n')
