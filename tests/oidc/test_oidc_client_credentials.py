@@ -9,7 +9,8 @@ asks for the same token with npm openid-client.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ import pytest
 from gateway.core.errors import InvalidInput
 from gateway.oidc.clients import DeclaredClient
 from gateway.services import Services
+from tests.conftest import PassgateProcess
 from tests.oidc.machines import App, Gateway
+from tests.oidc.relying_party import add_client, run_rp
 from tests.web_client import audit_rows
 
 
@@ -201,3 +204,31 @@ def test_a_declared_client_can_be_allowed_the_machine_grants() -> None:
     client = entry.to_client({})
     assert client.grant_types == ("client_credentials",)
     assert client.client_credentials_scopes == ("backup:read",)
+
+
+# --- a real machine client: npm openid-client against a Passgate process ----------------------
+
+
+def test_openid_client_gets_a_client_credentials_token_from_a_real_passgate(
+    start_passgate: Callable[..., PassgateProcess], openid_client: Path
+) -> None:
+    passgate = start_passgate()
+    client_id, secret = add_client(
+        passgate, "--grant", "client_credentials", "--client-credentials-scope", "backup:read"
+    )
+    done = run_rp(
+        openid_client,
+        "machine",
+        issuer=passgate.url,
+        local_url=passgate.url,
+        client_id=client_id,
+        client_secret=secret or "",
+        scope="backup:read",
+    )
+    assert done["tokens"]["scope"] == "backup:read"
+    assert done["tokens"]["token_type"].lower() == "bearer"
+    assert "refresh_token" not in done["tokens"] and "id_token" not in done["tokens"]
+    assert done["introspection"]["active"] is True
+    assert done["introspection"]["sub"] == client_id
+    assert done["userinfo"] == "invalid_token"
+    assert done["notAllowed"] == "invalid_scope"

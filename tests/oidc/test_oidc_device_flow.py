@@ -8,14 +8,18 @@ drives the same flow with npm openid-client and Chromium.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from playwright.sync_api import Browser
 
 from gateway.accounts.users import User
 from gateway.oidc.device_codes import (
@@ -24,7 +28,10 @@ from gateway.oidc.device_codes import (
     normalise_user_code,
 )
 from gateway.services import Services
+from tests.browser import DOMAIN, Gate
+from tests.conftest import PassgateProcess
 from tests.oidc.machines import APP, App, Gateway
+from tests.oidc.relying_party import RP_CALLBACK, rp_command
 from tests.web_client import audit_rows
 
 
@@ -316,3 +323,58 @@ def test_confidential_client_authenticates_when_polling(gw: Gateway, alice: User
     )
     gw.allow_next_poll()
     assert gw.poll(app, codes["device_code"]).status_code == 200
+
+
+# --- a real device: npm openid-client, approved in Chromium with a passkey ------------------------
+
+
+def test_openid_client_device_flow_is_approved_in_the_browser_after_signing_in(
+    idp: tuple[PassgateProcess, Browser, int], openid_client: Path
+) -> None:
+    passgate, browser, port = idp
+    issuer = f"http://auth.{DOMAIN}:{port}"
+    added = passgate.cli(
+        "clients",
+        "add",
+        "TV CLI",
+        "--redirect-uri",
+        RP_CALLBACK,
+        "--public",
+        "--grant",
+        "device_code",
+    )
+    assert added.returncode == 0, added.stderr
+    client_id = added.stdout.split("client_id: ")[1].split()[0]
+    alice = Gate(passgate, port, browser).person(autofill=False)  # signs in by the button
+    alice.set_up_account("alice", "Alice Liddell")
+    alice.sign_out()
+
+    settings = {"issuer": issuer, "local_url": passgate.url, "client_id": client_id}
+    device = subprocess.Popen(
+        **rp_command(openid_client, "device", **settings, scope="openid profile email"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert device.stdout is not None
+        authorization = json.loads(device.stdout.readline() or "{}")
+        assert authorization.get("verification_uri") == f"{issuer}/device", device.stderr
+        # The complete URI prefills the code; signing in comes back to it; the user confirms.
+        alice.page.goto(authorization["verification_uri_complete"])
+        alice.page.wait_for_url("**/login?*")
+        alice.sign_in_with_button(expect_url="**/device?user_code=*")
+        assert alice.page.input_value("#user_code") == authorization["user_code"]
+        alice.page.click("form[action='/device'] button")
+        alice.page.click("button[value=approve]")
+        alice.page.wait_for_selector("text=Device approved")
+        out, err = device.communicate(timeout=60)
+    finally:
+        device.kill()
+    assert device.returncode == 0, err
+    done = json.loads(out)
+    assert done["claims"]["iss"] == issuer and done["claims"]["aud"] == [client_id]
+    assert done["claims"]["preferred_username"] == "alice"
+    assert done["claims"]["email"] == "alice@example.com" and done["claims"]["amr"]
+    assert done["userinfo"]["sub"] == done["claims"]["sub"]
+    assert "refresh_token" not in done["tokens"]
+    assert done["reused"] == "invalid_grant"

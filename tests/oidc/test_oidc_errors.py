@@ -945,7 +945,12 @@ def test_missing_code_is_invalid_request(op: Op, confidential_flow: Flow) -> Non
 
 def test_discovery_advertises_only_the_grants_that_work(op: Op) -> None:
     meta = op.backend.get("/.well-known/openid-configuration").json()
-    assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
+    assert meta["grant_types_supported"] == [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]
     assert meta["response_types_supported"] == ["code"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
 
@@ -1183,4 +1188,5 @@ def test_discovery_paths_are_pocket_ids(op: Op) -> None:
         "introspection_endpoint": "/api/oidc/introspect",
         "revocation_endpoint": "/api/oidc/revoke",
         "jwks_uri": "/.well-known/jwks.json",
+        "device_authorization_endpoint": "/api/oidc/device/authorize",
     }

@@ -47,7 +47,8 @@ async function errorOf (promise) {
     await promise
     return 'accepted'
   } catch (error) {
-    return error.error ?? error.code ?? String(error)
+    // A WWW-Authenticate challenge (userinfo) names its error in the challenge's parameters.
+    return error.error ?? error.cause?.[0]?.parameters?.error ?? error.code ?? String(error)
   }
 }
 
