@@ -406,6 +406,58 @@ def test_client_with_http_redirect_is_422(api: Api) -> None:
     assert response.status_code == 422 and "https" in response.json()["error_description"]
 
 
+# machine and TV grants
+
+
+def test_client_machine_grants_are_set_and_shown(api: Api) -> None:
+    created = api.call(
+        "POST",
+        "/clients",
+        json={
+            "name": "Backup",
+            "redirect_uris": ["https://backup.example.com/cb"],
+            "grant_types": ["client_credentials"],
+            "client_credentials_scopes": ["backup:read"],
+        },
+    ).json()["client"]
+    assert created["grant_types"] == ["client_credentials"]
+    assert created["client_credentials_scopes"] == ["backup:read"]
+    updated = api.call(
+        "PATCH", f"/clients/{created['client_id']}", json={"grant_types": ["device_code"]}
+    )
+    assert updated.status_code == 422  # its scopes need client_credentials
+    both = {"grant_types": ["device_code", "client_credentials"]}
+    updated = api.call("PATCH", f"/clients/{created['client_id']}", json=both)
+    assert updated.json()["grant_types"] == ["client_credentials", "device_code"]
+
+
+def test_public_client_with_client_credentials_is_422(api: Api) -> None:
+    response = api.call(
+        "POST",
+        "/clients",
+        json={
+            "name": "CLI",
+            "redirect_uris": ["https://cli.example.com/cb"],
+            "public": True,
+            "grant_types": ["client_credentials"],
+        },
+    )
+    assert response.status_code == 422 and "public client" in response.json()["error_description"]
+
+
+def test_unknown_grant_type_is_422(api: Api) -> None:
+    response = api.call(
+        "POST",
+        "/clients",
+        json={
+            "name": "X",
+            "redirect_uris": ["https://x.example.com/cb"],
+            "grant_types": ["password"],
+        },
+    )
+    assert response.status_code == 422 and "grant_types.0" in response.json()["fields"]
+
+
 def test_client_with_bad_algorithm_is_422(api: Api) -> None:
     response = api.call(
         "POST",

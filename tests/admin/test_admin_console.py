@@ -585,6 +585,26 @@ async def test_editing_a_client_changes_its_settings(live_sql: Services) -> None
     assert (changed.id_token_alg, changed.access_token_lifetime) == ("ES256", 600)
 
 
+async def test_editing_a_client_allows_it_the_machine_grants(live_sql: Services) -> None:
+    made, _ = live_sql.clients.create("Backup", ["https://backup.example.com/cb"])
+    async with await admin_client(live_sql) as client:
+        response = await post(
+            client,
+            f"/admin/clients/{made.client_id}/edit",
+            [("name", "Backup"), ("redirect_uris", "https://backup.example.com/cb"),
+             ("grant_types", "client_credentials"), ("grant_types", "device_code"),
+             ("client_credentials_scopes", "backup:read, backup:write"), ("id_token_alg", "RS256"),
+             ("access_token_lifetime", "3600"), ("refresh_token_lifetime", "86400")],
+        )  # fmt: skip
+        shown = await client.get(f"/admin/clients/{made.client_id}")
+    assert response.status_code == 303
+    changed = live_sql.clients.get(made.client_id)
+    assert changed.grant_types == ("client_credentials", "device_code")
+    assert changed.client_credentials_scopes == ("backup:read", "backup:write")
+    assert 'value="device_code" checked' in shown.text
+    assert "/api/oidc/device/authorize" in shown.text
+
+
 async def test_revoking_an_api_key_shows_it_revoked(live_sql: Services) -> None:
     async with await admin_client(live_sql) as client:
         await post(client, "/admin/api-keys", {"name": "backup", "scope": "write", "days": ""})
