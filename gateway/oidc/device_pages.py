@@ -79,6 +79,14 @@ async def _pending(request: Request, user_id: str, typed: str) -> DeviceCode | N
     return await run_in_threadpool(devices.pending_by_user_code, canonical)
 
 
+async def _device_client(request: Request, device: DeviceCode | None) -> OidcClient | None:
+    """The client that asked for the code, if it still exists and may still use the grant."""
+    if device is None:
+        return None
+    client = await run_in_threadpool(services_of(request).clients.find, device.client_id)
+    return client if client is not None and client.allows_grant("device_code") else None
+
+
 def _allowed(client: OidcClient, groups: tuple[str, ...]) -> bool:
     return not client.allowed_groups or bool(set(client.allowed_groups) & set(groups))
 
@@ -95,7 +103,7 @@ async def device_lookup(request: Request) -> Response:
     if user is None:
         return _to_login(request, typed)
     device = await _pending(request, user.id, typed)
-    client = await run_in_threadpool(services.clients.find, device.client_id) if device else None
+    client = await _device_client(request, device)
     if device is None or client is None:
         metrics.device_authorization("unknown_code")
         await record_event(
@@ -134,7 +142,7 @@ async def device_decision(request: Request) -> Response:
     if user is None:
         return _to_login(request, typed)
     device = await _pending(request, user.id, typed)
-    client = await run_in_threadpool(services.clients.find, device.client_id) if device else None
+    client = await _device_client(request, device)
     if device is None or client is None:
         text = "That code has expired or was already answered. Start again on your device."
         return message(request, "Code no longer valid", text, 400, "/device")

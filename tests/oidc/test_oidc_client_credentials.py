@@ -17,7 +17,10 @@ import pytest
 
 from gateway.core.errors import InvalidInput
 from gateway.oidc.clients import DeclaredClient
+from gateway.oidc.tokens import OAuthStore
 from gateway.services import Services
+from gateway.storage import migrations
+from gateway.storage.db import Database
 from tests.conftest import PassgateProcess
 from tests.oidc.machines import App, Gateway
 from tests.oidc.relying_party import add_client, run_rp
@@ -204,6 +207,47 @@ def test_a_declared_client_can_be_allowed_the_machine_grants() -> None:
     client = entry.to_client({})
     assert client.grant_types == ("client_credentials",)
     assert client.client_credentials_scopes == ("backup:read",)
+
+
+# --- the schema --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        yield Database.sqlite(tmp_path / "passgate.db")
+    else:
+        yield Database.postgres(request.getfixturevalue("postgres_url"))
+
+
+def test_migration_9_keeps_existing_tokens_and_lets_a_token_have_no_user(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = tuple(m for m in migrations.MIGRATIONS if m[0] < 9)
+    monkeypatch.setattr(migrations, "MIGRATIONS", before)
+    migrations.migrate(database)
+    database.execute("INSERT INTO users (id, username, created_at) VALUES ('u1', 'alice', 0)")
+    database.execute(
+        "INSERT INTO oidc_clients (client_id, name, created_at) VALUES ('c1', 'Memos', 0)"
+    )
+    store = OAuthStore(database)
+    kept = store.save_token(
+        access_token="old-access", refresh_token="old-refresh", client_id="c1", user_id="u1",
+        scope="openid", auth_time=0, access_lifetime=60, refresh_lifetime=3600,
+        family_id=None, code_hash=None,
+    )  # fmt: skip
+    monkeypatch.undo()
+    assert migrations.migrate(database) >= 1
+    assert store.by_access_token("old-access") == kept
+    assert store.by_refresh_token("old-refresh") == kept
+    machine = store.save_token(
+        access_token="machine", refresh_token=None, client_id="c1", user_id=None,
+        scope="backup:read", auth_time=0, access_lifetime=60, refresh_lifetime=3600,
+        family_id=None, code_hash=None,
+    )  # fmt: skip
+    assert machine.user_id is None and machine.subject == "c1"
+    database.execute("DELETE FROM users WHERE id = 'u1'")  # its tokens still go with it
+    assert store.by_access_token("old-access") is None
 
 
 # --- a real machine client: npm openid-client against a Passgate process ----------------------

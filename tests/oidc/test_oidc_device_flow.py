@@ -20,6 +20,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from playwright.sync_api import Browser
+from prometheus_client import REGISTRY
 
 from gateway.accounts.users import User
 from gateway.oidc.device_codes import (
@@ -204,6 +205,32 @@ def test_user_code_guessing_is_rate_limited_per_user(gw: Gateway, alice: User) -
     answers = [gw.enter_code("BCDF-GHJK").status_code for _ in range(11)]
     assert answers[:10] == [400] * 10
     assert answers[10] == 429
+
+
+def test_user_code_guessing_is_rate_limited_per_address(gw: Gateway, services: Services) -> None:
+    for name in ("bob", "carol", "dave"):
+        gw.sign_in(services.users.create_user(name))
+        answers = [gw.enter_code("BCDF-GHJK").status_code for _ in range(7)]
+    assert answers[-1] == 429  # the 21st try from one address, though each user tried 7 times
+
+
+def test_code_of_a_client_no_longer_allowed_the_grant_cannot_be_approved(
+    gw: Gateway, tv: App, alice: User
+) -> None:
+    codes = gw.device_authorize(tv)
+    gw.services.clients.update(tv.client_id, grant_types=[])
+    gw.sign_in(alice)
+    assert gw.enter_code(codes["user_code"]).status_code == 400
+
+
+def test_device_steps_are_counted_in_the_metrics(gw: Gateway, tv: App, alice: User) -> None:
+    def count(result: str) -> float:
+        labels = {"result": result}
+        return REGISTRY.get_sample_value("passgate_oidc_device_authorizations_total", labels) or 0
+
+    requested, approvals = count("requested"), count("approved")
+    approved(gw, tv, alice)
+    assert (count("requested"), count("approved")) == (requested + 1, approvals + 1)
 
 
 def test_rate_limit_also_guards_the_decision_step(gw: Gateway, alice: User) -> None:
