@@ -61,6 +61,15 @@ def test_allowed_client_gets_a_token_for_the_scope_it_asks(gw: Gateway, backup: 
     assert "refresh_token" not in tokens and "id_token" not in tokens
 
 
+def test_no_refresh_token_even_for_a_client_that_always_gets_them(gw: Gateway) -> None:
+    app = gw.client(
+        grant_types=["client_credentials"],
+        client_credentials_scopes=["backup:read"],
+        refresh_tokens=True,
+    )
+    assert "refresh_token" not in machine_token(gw, app)
+
+
 def test_without_a_scope_the_token_has_every_scope_the_client_was_given(
     gw: Gateway, backup: App
 ) -> None:
