@@ -74,6 +74,12 @@ TOKENS_ISSUED = Counter(
     "OIDC token responses issued, by client and grant type.",
     ["client", "grant"],
 )
+# --- OIDC refusals (token, userinfo, introspection, revocation), by OAuth error code ---
+OIDC_ERRORS = Counter(
+    "passgate_oidc_errors",
+    "OIDC requests refused, by endpoint and OAuth error code.",
+    ["endpoint", "error"],
+)
 SESSION_STORE_ERRORS = Counter(
     "passgate_session_store_errors",
     "Failed calls to the session store (Redis or the database).",
@@ -94,6 +100,10 @@ def login(method: str, success: bool) -> None:
 
 def token_issued(client_id: str, grant_type: str) -> None:
     TOKENS_ISSUED.labels(client_id, grant_type).inc()
+
+
+def oidc_error(endpoint: str, error: str) -> None:
+    OIDC_ERRORS.labels(endpoint, error).inc()
 
 
 def session_store_error(store: str) -> None:

@@ -27,7 +27,9 @@ from gateway.storage.db import Database, IntegrityViolation, Transaction
 _COLUMNS = (
     "client_id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, "
     "allowed_groups, pkce_required, wildcard_callbacks, id_token_alg, access_token_lifetime, "
-    "refresh_token_lifetime, refresh_tokens, logo_url, declared, created_at"
+    "refresh_token_lifetime, refresh_tokens, logo_url, declared, created_at, "
+    # access tokens: format, resource indicators, DPoP
+    "access_token_format, allowed_resources, dpop_bound_access_tokens"
 )
 _SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order
     "name",
@@ -44,6 +46,9 @@ _SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order
     "refresh_tokens",
     "logo_url",
     "declared",
+    "access_token_format",
+    "allowed_resources",
+    "dpop_bound_access_tokens",
 )
 
 
@@ -69,6 +74,9 @@ class ClientService:
         refresh_tokens: bool = False,
         logo_url: str = "",
         client_id: str | None = None,
+        access_token_format: str = "opaque",  # noqa: S107 - a format name, not a secret
+        allowed_resources: Sequence[str] = (),
+        dpop_bound_access_tokens: bool = False,
     ) -> tuple[OidcClient, str | None]:
         """Create a client; return it and its clear secret (None for public clients), which is
         not stored and cannot be shown again. InvalidInput for bad values, Conflict for a taken
@@ -92,6 +100,9 @@ class ClientService:
                 logo_url=logo_url,
                 declared=False,
                 created_at=time.time(),
+                access_token_format=access_token_format,
+                allowed_resources=tuple(allowed_resources),
+                dpop_bound_access_tokens=dpop_bound_access_tokens,
             )
         )
         taken = Conflict(f"a client with id {client.client_id!r} already exists")
@@ -143,6 +154,9 @@ class ClientService:
         refresh_token_lifetime: int | None = None,
         refresh_tokens: bool | None = None,
         logo_url: str | None = None,
+        access_token_format: str | None = None,
+        allowed_resources: Sequence[str] | None = None,
+        dpop_bound_access_tokens: bool | None = None,
     ) -> OidcClient:
         """Change the given settings (None keeps a value). NotFound, ReadOnlyClient for a
         declared client, InvalidInput for bad values or for switching public/confidential."""
@@ -165,6 +179,9 @@ class ClientService:
             "refresh_token_lifetime": refresh_token_lifetime,
             "refresh_tokens": refresh_tokens,
             "logo_url": logo_url,
+            "access_token_format": access_token_format,
+            "allowed_resources": None if allowed_resources is None else tuple(allowed_resources),
+            "dpop_bound_access_tokens": dpop_bound_access_tokens,
         }
         updated = validated(
             dataclasses.replace(client, **{k: v for k, v in changes.items() if v is not None})
@@ -274,7 +291,8 @@ class ClientService:
     @staticmethod
     def _write(tx: Transaction, client: OidcClient) -> None:
         assignments = ", ".join(f"{column} = ?" for column in _SETTABLE)
-        values = _row(client)[1:-1]  # without client_id and created_at
+        row = _row(client)
+        values = (*row[1:15], *row[16:])  # without client_id and created_at
         tx.execute(
             f"UPDATE oidc_clients SET {assignments} WHERE client_id = ?",
             (*values, client.client_id),
@@ -300,6 +318,9 @@ def _row(client: OidcClient) -> tuple[object, ...]:
         client.logo_url,
         int(client.declared),
         client.created_at,
+        client.access_token_format,
+        json.dumps(list(client.allowed_resources)),
+        int(client.dpop_bound_access_tokens),
     )
 
 
@@ -321,4 +342,7 @@ def _client(row: tuple[Any, ...]) -> OidcClient:
         logo_url=str(row[13]),
         declared=bool(row[14]),
         created_at=float(row[15]),
+        access_token_format=str(row[16]),
+        allowed_resources=tuple(json.loads(row[17])),
+        dpop_bound_access_tokens=bool(row[18]),
     )

@@ -7,8 +7,11 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from gateway.accounts.users import User
+from gateway.services import Services
 from tests.browser import CHROMIUM_FLAGS, DOMAIN
 from tests.conftest import PassgateProcess, free_port, require_binary
+from tests.oidc.in_process import Op
 
 
 @pytest.fixture
@@ -31,3 +34,16 @@ def idp(start_passgate, redis_url: str) -> Iterator[tuple[PassgateProcess, Brows
         )
         yield passgate, browser, port
         browser.close()
+
+
+@pytest.fixture
+def op(services: Services) -> Iterator[Op]:
+    yield Op(services)
+
+
+@pytest.fixture
+def alice(services: Services) -> User:
+    services.users.create_group("family")
+    return services.users.create_user(
+        "alice", display_name="Alice Liddell", email="alice@example.com", groups=("family",)
+    )
