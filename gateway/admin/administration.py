@@ -52,6 +52,10 @@ class ClientSettings(TypedDict, total=False):
     refresh_token_lifetime: int
     refresh_tokens: bool
     logo_url: str
+    # access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449)
+    access_token_format: str
+    allowed_resources: Sequence[str]
+    dpop_bound_access_tokens: bool
 
 
 class ClientChanges(ClientSettings, total=False):

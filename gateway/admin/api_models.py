@@ -85,6 +85,18 @@ class ClientFields(Body):
     refresh_token_lifetime: int | None = Field(None, description="Seconds, 3600-31536000.")
     refresh_tokens: bool | None = None
     logo_url: Text | None = None
+    # --- access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449) ---
+    access_token_format: Literal["opaque", "jwt"] | None = Field(
+        None, description="jwt: RFC 9068 access tokens, verifiable offline with the JWKS."
+    )
+    allowed_resources: list[Text] | None = Field(
+        None,
+        description="Resource URIs (audiences) the client may ask tokens for (RFC 8707 "
+        "`resource`); a token for one is a JWT whose aud is that resource.",
+    )
+    dpop_bound_access_tokens: bool | None = Field(
+        None, description="Require a DPoP proof (RFC 9449) with every token request."
+    )
 
     def settings(self) -> ClientSettings:
         chosen = self.model_dump(exclude_none=True, exclude={"name", "redirect_uris", "public"})
@@ -196,6 +208,10 @@ class ClientOut(BaseModel):
     refresh_token_lifetime: int
     refresh_tokens: bool
     logo_url: str
+    # --- access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449) ---
+    access_token_format: str
+    allowed_resources: list[str]
+    dpop_bound_access_tokens: bool
     declared: bool = Field(description="Declared in CONFIG_FILE: read-only here.")
     created_at: float
     discovery_url: str
@@ -216,6 +232,9 @@ class ClientOut(BaseModel):
             refresh_token_lifetime=client.refresh_token_lifetime,
             refresh_tokens=client.refresh_tokens,
             logo_url=client.logo_url,
+            access_token_format=client.access_token_format,
+            allowed_resources=list(client.allowed_resources),
+            dpop_bound_access_tokens=client.dpop_bound_access_tokens,
             declared=client.declared,
             created_at=client.created_at,
             discovery_url=f"{app_url}/.well-known/openid-configuration",

@@ -26,7 +26,7 @@ from gateway.oidc.endpoints import discovery_url, endpoints
 from gateway.web.helpers import form_with_csrf, message, services_of
 
 SECTION = "/admin/clients"
-FLAGS = ("pkce_required", "wildcard_callbacks", "refresh_tokens")
+FLAGS = ("pkce_required", "wildcard_callbacks", "refresh_tokens", "dpop_bound_access_tokens")
 ALGORITHMS = ("RS256", "ES256")
 
 
@@ -60,6 +60,8 @@ def client_settings(form: dict[str, str], submitted: FormData) -> dict[str, Any]
             form, "refresh_token_lifetime", "Refresh token lifetime"
         ),
         "logo_url": form.get("logo_url", "").strip(),
+        "access_token_format": form.get("access_token_format", "opaque"),
+        "allowed_resources": _lines(form.get("allowed_resources", "")),
     }
 
 
@@ -75,6 +77,8 @@ def form_of(client: OidcClient) -> dict[str, Any]:
         "access_token_lifetime": str(client.access_token_lifetime),
         "refresh_token_lifetime": str(client.refresh_token_lifetime),
         "logo_url": client.logo_url,
+        "access_token_format": client.access_token_format,
+        "allowed_resources": "\n".join(client.allowed_resources),
     }
 
 
@@ -91,6 +95,9 @@ NEW_CLIENT = {
     "refresh_token_lifetime": str(30 * 86400),
     "logo_url": "",
     "public": "",
+    "access_token_format": "opaque",
+    "allowed_resources": "",
+    "dpop_bound_access_tokens": "",
 }
 
 

@@ -28,6 +28,9 @@ _CLIENT_OPTIONS = (
     "access_token_lifetime",
     "refresh_token_lifetime",
     "logo_url",
+    "access_token_format",
+    "allowed_resources",
+    "dpop_bound_access_tokens",
 )
 
 
@@ -35,7 +38,7 @@ def _client_settings(args: argparse.Namespace) -> ClientSettings:
     changes: dict[str, Any] = {
         k: getattr(args, k) for k in _CLIENT_OPTIONS if getattr(args, k) is not None
     }
-    for key in ("post_logout_redirect_uris", "allowed_groups"):
+    for key in ("post_logout_redirect_uris", "allowed_groups", "allowed_resources"):
         if key in changes:  # `--group ''` clears the list
             changes[key] = [value for value in changes[key] if value]
     return cast(ClientSettings, changes)
@@ -110,6 +113,25 @@ def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
     parser.add_argument("--access-token-lifetime", type=int, metavar="SECONDS")
     parser.add_argument("--refresh-token-lifetime", type=int, metavar="SECONDS")
     parser.add_argument("--logo-url")
+    # access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449)
+    parser.add_argument(
+        "--access-token-format",
+        choices=("opaque", "jwt"),
+        help="jwt: RFC 9068 access tokens, verifiable offline (default: opaque)",
+    )
+    parser.add_argument(
+        "--resource",
+        dest="allowed_resources",
+        action="append",
+        metavar="URI",
+        help="an API resource (audience) the client may ask tokens for (repeatable; '' clears)",
+    )
+    parser.add_argument(
+        "--dpop",
+        dest="dpop_bound_access_tokens",
+        action=argparse.BooleanOptionalAction,
+        help="require DPoP proofs: sender-constrained tokens (default: no)",
+    )
 
 
 @with_services

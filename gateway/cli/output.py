@@ -38,6 +38,9 @@ def print_client(client: OidcClient, app_url: str) -> None:
         "refresh_token_lifetime": f"{client.refresh_token_lifetime}s",
         "refresh_tokens": "always" if client.refresh_tokens else "with offline_access only",
         "logo_url": client.logo_url or "-",
+        "access_token_format": client.access_token_format,
+        "allowed_resources": " ".join(client.allowed_resources) or "-",
+        "dpop_bound_access_tokens": "yes" if client.dpop_bound_access_tokens else "no",
         "discovery_url": discovery_url(app_url),
     }
     shown = ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")

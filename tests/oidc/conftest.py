@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -11,6 +13,7 @@ from gateway.accounts.users import User
 from gateway.services import Services
 from tests.browser import CHROMIUM_FLAGS, DOMAIN
 from tests.conftest import PassgateProcess, free_port, require_binary
+from tests.oidc import node_rp
 from tests.oidc.in_process import Op
 
 
@@ -47,3 +50,15 @@ def alice(services: Services) -> User:
     return services.users.create_user(
         "alice", display_name="Alice Liddell", email="alice@example.com", groups=("family",)
     )
+
+
+@pytest.fixture(scope="session")
+def openid_client() -> Path:
+    """tests/rp_node with its locked npm dependencies installed (node_modules is not committed)."""
+    npm = require_binary("npm", "apt-get install -y nodejs npm")
+    require_binary("node", "apt-get install -y nodejs")
+    if not node_rp.installed():
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=node_rp.RP_DIR, check=True, timeout=300
+        )
+    return node_rp.RP_DIR

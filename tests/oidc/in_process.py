@@ -155,6 +155,8 @@ class Op:
         verifier: str | None = None,
         redirect_uri: str | None = None,
         rp: Rp | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: str,
     ) -> httpx.Response:
         rp = rp or flow.rp
         data = {
@@ -162,24 +164,39 @@ class Op:
             "code": code,
             "redirect_uri": redirect_uri or flow.rp.redirect_uri,
             "code_verifier": verifier or flow.verifier,
+            **extra,
         }
-        return self.token_request(rp, data)
+        return self.token_request(rp, data, headers)
 
-    def token_request(self, rp: Rp, data: dict[str, str]) -> httpx.Response:
+    def token_request(
+        self, rp: Rp, data: dict[str, str], headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         if rp.secret is None:
-            return self.backend.post("/api/oidc/token", data={**data, "client_id": rp.client_id})
-        return self.backend.post("/api/oidc/token", data=data, auth=rp.basic)
+            return self.backend.post(
+                "/api/oidc/token", data={**data, "client_id": rp.client_id}, headers=headers
+            )
+        return self.backend.post("/api/oidc/token", data=data, auth=rp.basic, headers=headers)
 
-    def tokens(self, flow: Flow) -> dict[str, Any]:
-        response = self.exchange(flow, self.code(flow))
+    def tokens(
+        self, flow: Flow, headers: dict[str, str] | None = None, **extra: str
+    ) -> dict[str, Any]:
+        response = self.exchange(flow, self.code(flow), headers=headers, **extra)
         assert response.status_code == 200, response.text
         tokens: dict[str, Any] = response.json()
         return tokens
 
-    def userinfo(self, access_token: str) -> httpx.Response:
-        return self.backend.get(
-            "/api/oidc/userinfo", headers={"Authorization": f"Bearer {access_token}"}
-        )
+    def userinfo(
+        self, access_token: str, scheme: str = "Bearer", proof: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"{scheme} {access_token}"}
+        if proof is not None:
+            headers["DPoP"] = proof
+        return self.backend.get("/api/oidc/userinfo", headers=headers)
+
+    def introspect(self, rp: Rp, token: str) -> Any:
+        response = self.backend.post("/api/oidc/introspect", data={"token": token}, auth=rp.basic)
+        assert response.status_code == 200, response.text
+        return response.json()
 
     def id_token_claims(self, id_token: str) -> dict[str, Any]:
         keys = KeySet.import_key_set(self.services.keys.jwks())  # type: ignore[arg-type]

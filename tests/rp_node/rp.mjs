@@ -2,8 +2,12 @@
 // OpenID Connect RP library). Two steps, settings in environment variables, JSON on stdout:
 //   node rp.mjs start   -> { url, verifier, state, nonce }  (the browser follows `url`)
 //   node rp.mjs finish  -> what the library made of the callback (CALLBACK, VERIFIER, ...)
+//   node rp.mjs dpop    -> the same callback redeemed with DPoP (RFC 9449): userinfo, refresh
+//   node rp.mjs jwt     -> the callback redeemed for a JWT access token (RESOURCE, optional),
+//                          verified offline against the JWKS by `jose`; then a refresh
 // The browser reaches Passgate by its public name (ISSUER); this process reaches the same
 // server at LOCAL_URL, so every request the library makes is rewritten to it.
+import * as jose from 'jose'
 import * as oidc from 'openid-client'
 
 const env = process.env
@@ -81,6 +85,66 @@ async function finish (config) {
   }
 }
 
+function codeChecks () {
+  return {
+    pkceCodeVerifier: env.VERIFIER,
+    expectedState: env.STATE,
+    expectedNonce: env.NONCE,
+    maxAge: MAX_AGE,
+    idTokenExpected: true
+  }
+}
+
+// A DPoP key pair of the library's choosing (ES256), one handle for every request that uses it.
+async function dpop (config) {
+  const handle = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair())
+  const tokens = await oidc.authorizationCodeGrant(
+    config, new URL(env.CALLBACK), codeChecks(), undefined, { DPoP: handle }
+  )
+  const claims = tokens.claims()
+  const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP: handle })
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: handle })
+  const introspection = await oidc.tokenIntrospection(config, refreshed.access_token)
+  // Another key than the token's: the library's own proof, refused by Passgate.
+  const stranger = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair())
+  const wrongKey = await errorOf(
+    oidc.fetchUserInfo(config, refreshed.access_token, claims.sub, { DPoP: stranger })
+  )
+  return {
+    tokenType: tokens.token_type,
+    claims,
+    userinfo,
+    refreshedTokenType: refreshed.token_type,
+    refreshedClaims: refreshed.claims(),
+    introspection,
+    wrongKey
+  }
+}
+
+async function jwt (config) {
+  const parameters = env.RESOURCE ? { resource: env.RESOURCE } : undefined
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(env.CALLBACK), codeChecks(), parameters)
+  const jwks = jose.createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri), {
+    [jose.customFetch]: fetchLocally
+  })
+  const verified = await jose.jwtVerify(tokens.access_token, jwks, {
+    issuer: env.ISSUER,
+    audience: env.RESOURCE || env.CLIENT_ID,
+    typ: 'at+jwt',
+    algorithms: ['RS256']
+  })
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token)
+  const idToken = tokens.claims()
+  return {
+    header: verified.protectedHeader,
+    payload: verified.payload,
+    idToken,
+    refreshedIdToken: refreshed.claims(),
+    refreshedAccessTokenAudience: jose.decodeJwt(refreshed.access_token).aud
+  }
+}
+
+const STEPS = { start, finish, dpop, jwt }
 const config = await configure()
-const step = process.argv[2] === 'start' ? start : finish
+const step = STEPS[process.argv[2]] ?? finish
 process.stdout.write(JSON.stringify(await step(config)))
