@@ -48,7 +48,9 @@ async function errorOf (promise) {
     await promise
     return 'accepted'
   } catch (error) {
-    return error.error ?? error.code ?? String(error)
+    // A refusal in a WWW-Authenticate challenge (RFC 6750, RFC 9449) names its error there.
+    const challenged = error.cause?.[0]?.parameters?.error
+    return error.error ?? challenged ?? error.code ?? String(error)
   }
 }
 
