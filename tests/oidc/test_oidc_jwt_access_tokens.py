@@ -13,12 +13,15 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from playwright.sync_api import Browser
+from starlette.datastructures import FormData
 
 from gateway.accounts.users import User
 from gateway.admin.api_models import ClientCreate, ClientOut
+from gateway.admin.client_pages import client_settings, form_of
 from gateway.core.errors import InvalidInput
 from gateway.oidc.clients import DeclaredClient
 from tests.browser import DOMAIN, Gate
+from tests.cli.command import run
 from tests.conftest import PassgateProcess
 from tests.oidc.in_process import APP, Flow, Op, assert_token_error
 from tests.oidc.node_rp import run_rp
@@ -178,6 +181,56 @@ def test_the_admin_api_models_carry_the_token_options(op: Op) -> None:
     out = ClientOut.of(client, APP).model_dump()
     assert out["access_token_format"] == "jwt" and out["allowed_resources"] == [API]
     assert out["dpop_bound_access_tokens"] is True
+
+
+def test_the_cli_sets_shows_and_clears_the_token_options(tmp_path: Path) -> None:
+    added = run(
+        tmp_path,
+        "clients",
+        "add",
+        "Photos",
+        "--redirect-uri",
+        "https://photos.example.com/cb",
+        "--access-token-format",
+        "jwt",
+        "--resource",
+        API,
+        "--resource",
+        OTHER_API,
+        "--dpop",
+    )
+    assert added.returncode == 0, added.stderr
+    shown = dict(line.split(": ", 1) for line in added.stdout.splitlines() if ": " in line)
+    assert shown["access_token_format"] == "jwt"
+    assert shown["allowed_resources"] == f"{API} {OTHER_API}"
+    assert shown["dpop_bound_access_tokens"] == "yes"
+    cleared = run(tmp_path, "clients", "update", shown["client_id"], "--resource", "", "--no-dpop")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "allowed_resources: -" in cleared.stdout
+    assert "dpop_bound_access_tokens: no" in cleared.stdout
+    refused = run(tmp_path, "clients", "update", shown["client_id"], "--resource", "http://x.io")
+    assert refused.returncode != 0 and "https" in refused.stderr
+
+
+def test_the_console_form_reads_and_shows_the_token_options(op: Op) -> None:
+    form = {
+        "name": "Photos",
+        "redirect_uris": "https://photos.example.com/cb",
+        "access_token_lifetime": "3600",
+        "refresh_token_lifetime": "86400",
+        "access_token_format": "jwt",
+        "allowed_resources": f"{API}\n{OTHER_API}",
+        "dpop_bound_access_tokens": "on",
+    }
+    settings = client_settings(form, FormData(list(form.items())))
+    assert settings["access_token_format"] == "jwt"
+    assert settings["allowed_resources"] == [API, OTHER_API]
+    assert settings["dpop_bound_access_tokens"] is True
+    name, uris = settings.pop("name"), settings.pop("redirect_uris")
+    client, _ = op.services.clients.create(name, uris, **settings)
+    shown = form_of(client)
+    assert shown["allowed_resources"] == f"{API}\n{OTHER_API}"
+    assert shown["dpop_bound_access_tokens"] == "on" and shown["access_token_format"] == "jwt"
 
 
 def test_both_metadata_documents_agree(op: Op) -> None:
