@@ -1,4 +1,6 @@
-"""Fixtures for the OIDC tests: a real Passgate as identity provider with headless Chromium."""
+"""Fixtures for the OIDC tests: a real Passgate as identity provider with headless Chromium
+(`idp`), npm's openid-client installed (`openid_client`), and the provider in-process (`op`)
+with a user to sign in (`alice`)."""
 
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ class Op:
         redirect_uri: str | None = None,
         rp: Rp | None = None,
         headers: dict[str, str] | None = None,
-        **extra: str,
+        resource: str | None = None,
     ) -> httpx.Response:
         rp = rp or flow.rp
         data = {
@@ -164,8 +164,9 @@ class Op:
             "code": code,
             "redirect_uri": redirect_uri or flow.rp.redirect_uri,
             "code_verifier": verifier or flow.verifier,
-            **extra,
         }
+        if resource is not None:
+            data["resource"] = resource  # RFC 8707
         return self.token_request(rp, data, headers)
 
     def token_request(
@@ -178,9 +179,9 @@ class Op:
         return self.backend.post("/api/oidc/token", data=data, auth=rp.basic, headers=headers)
 
     def tokens(
-        self, flow: Flow, headers: dict[str, str] | None = None, **extra: str
+        self, flow: Flow, headers: dict[str, str] | None = None, resource: str | None = None
     ) -> dict[str, Any]:
-        response = self.exchange(flow, self.code(flow), headers=headers, **extra)
+        response = self.exchange(flow, self.code(flow), headers=headers, resource=resource)
         assert response.status_code == 200, response.text
         tokens: dict[str, Any] = response.json()
         return tokens
