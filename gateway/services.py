@@ -53,6 +53,7 @@ class Services:
     ceremonies: Ceremonies
     enrolment: Enrolment
     rate_limits: RateLimiter
+    ephemeral: Ephemeral  # short-lived shared state (DPoP proof jtis)
     clients: ClientService
     keys: SigningKeys
     oauth: OAuthStore
@@ -137,6 +138,7 @@ def build_services(settings: Settings) -> Services:
         ceremonies=Ceremonies(settings, ephemeral, passkeys, users),
         enrolment=Enrolment(db, users, signups, settings.admin_group),
         rate_limits=RateLimiter(ephemeral),
+        ephemeral=ephemeral,
         clients=clients,
         keys=keys,
         oauth=oauth,
@@ -171,5 +173,6 @@ def build_services(settings: Settings) -> Services:
             rules=rules,
             audit=audit,
             notifications=notifications,
+            oauth=oauth,
         ),
     )

@@ -29,6 +29,7 @@ from gateway.http.request_target import EncodedSlashes
 from gateway.oidc.client_service import ClientService
 from gateway.oidc.clients import OidcClient
 from gateway.oidc.custom_claims import CustomClaims
+from gateway.oidc.tokens import OAuthStore
 from gateway.passkeys.credentials import Passkey, PasskeyService
 from gateway.passkeys.signups import SignupTokens
 from gateway.sessions.current_user import CurrentUser
@@ -54,6 +55,10 @@ class ClientSettings(TypedDict, total=False):
     # machine and TV grants
     grant_types: Sequence[str]
     client_credentials_scopes: Sequence[str]
+    # access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449)
+    access_token_format: str
+    allowed_resources: Sequence[str]
+    dpop_bound_access_tokens: bool
 
 
 class ClientChanges(ClientSettings, total=False):
@@ -110,6 +115,7 @@ class Administration:
         rules: RulesStore,
         audit: AuditLog,
         notifications: Notifications,
+        oauth: OAuthStore,
     ) -> None:
         self._settings = settings
         self._users = users
@@ -124,6 +130,7 @@ class Administration:
         self._rules = rules
         self._audit = audit
         self._notifications = notifications
+        self._oauth = oauth
 
     async def _record(
         self, event: str, actor: Actor, user_id: str | None = None, **details: DetailValue
@@ -225,17 +232,27 @@ class Administration:
         return user
 
     async def set_disabled(self, actor: Actor, username: str, disabled: bool) -> User:
-        """Disable (ending every session) or re-enable a user. NotFound, Conflict (the last
-        administrator)."""
+        """Disable (ending every session and revoking every token apps hold for them) or
+        re-enable a user. NotFound, Conflict (the last administrator)."""
         if disabled:
             await self._keep_an_admin(username, "disabling them")
         user = await run_in_threadpool(self._users.set_disabled, username, disabled)
         if disabled:
             await self._sessions.end_all_for_user(user.id)
+            await self._revoke_tokens(actor, user, "user disabled")
         self._current_user.forget(user.id)
         event = "user_disabled" if disabled else "user_enabled"
         await self._record(event, actor, user.id, username=user.username)
         return user
+
+    async def _revoke_tokens(self, actor: Actor, user: User, cause: str) -> None:
+        """Mark the user's live OIDC tokens revoked (introspection then says inactive, the
+        table says when and the audit log why)."""
+        count = await run_in_threadpool(self._oauth.revoke_for_user, user.id)
+        if count:
+            await self._record(
+                "token_revoked", actor, user.id, username=user.username, cause=cause, count=count
+            )
 
     async def delete_user(self, actor: Actor, username: str) -> User:
         """Delete a user with their passkeys, groups and claims; end every session. NotFound,

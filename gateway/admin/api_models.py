@@ -96,6 +96,18 @@ class ClientFields(Body):
         description="The scopes client_credentials may ask for (such as backup:read); "
         "needs the client_credentials grant.",
     )
+    # --- access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449) ---
+    access_token_format: Literal["opaque", "jwt"] | None = Field(
+        None, description="jwt: RFC 9068 access tokens, verifiable offline with the JWKS."
+    )
+    allowed_resources: list[Text] | None = Field(
+        None,
+        description="Resource URIs (audiences) the client may ask tokens for (RFC 8707 "
+        "`resource`); a token for one is a JWT whose aud is that resource.",
+    )
+    dpop_bound_access_tokens: bool | None = Field(
+        None, description="Require a DPoP proof (RFC 9449) with every token request."
+    )
 
     def settings(self) -> ClientSettings:
         chosen = self.model_dump(exclude_none=True, exclude={"name", "redirect_uris", "public"})
@@ -210,6 +222,10 @@ class ClientOut(BaseModel):
     # machine and TV grants
     grant_types: list[str] = Field(description="Opt-in grants: client_credentials, device_code.")
     client_credentials_scopes: list[str]
+    # --- access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449) ---
+    access_token_format: str
+    allowed_resources: list[str]
+    dpop_bound_access_tokens: bool
     declared: bool = Field(description="Declared in CONFIG_FILE: read-only here.")
     created_at: float
     discovery_url: str
@@ -232,6 +248,9 @@ class ClientOut(BaseModel):
             logo_url=client.logo_url,
             grant_types=list(client.grant_types),
             client_credentials_scopes=list(client.client_credentials_scopes),
+            access_token_format=client.access_token_format,
+            allowed_resources=list(client.allowed_resources),
+            dpop_bound_access_tokens=client.dpop_bound_access_tokens,
             declared=client.declared,
             created_at=client.created_at,
             discovery_url=f"{app_url}/.well-known/openid-configuration",

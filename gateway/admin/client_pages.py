@@ -26,7 +26,7 @@ from gateway.oidc.endpoints import discovery_url, endpoints
 from gateway.web.helpers import form_with_csrf, message, services_of
 
 SECTION = "/admin/clients"
-FLAGS = ("pkce_required", "wildcard_callbacks", "refresh_tokens")
+FLAGS = ("pkce_required", "wildcard_callbacks", "refresh_tokens", "dpop_bound_access_tokens")
 ALGORITHMS = ("RS256", "ES256")
 
 
@@ -65,6 +65,8 @@ def client_settings(form: dict[str, str], submitted: FormData) -> dict[str, Any]
         "client_credentials_scopes": form.get("client_credentials_scopes", "")
         .replace(",", " ")
         .split(),
+        "access_token_format": form.get("access_token_format", "opaque"),
+        "allowed_resources": _lines(form.get("allowed_resources", "")),
     }
 
 
@@ -83,6 +85,8 @@ def form_of(client: OidcClient) -> dict[str, Any]:
         # machine and TV grants
         "grant_types": list(client.grant_types),
         "client_credentials_scopes": " ".join(client.client_credentials_scopes),
+        "access_token_format": client.access_token_format,
+        "allowed_resources": "\n".join(client.allowed_resources),
     }
 
 
@@ -102,6 +106,9 @@ NEW_CLIENT = {
     # machine and TV grants
     "grant_types": [],
     "client_credentials_scopes": "",
+    "access_token_format": "opaque",
+    "allowed_resources": "",
+    "dpop_bound_access_tokens": "",
 }
 
 

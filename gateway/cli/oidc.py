@@ -31,6 +31,9 @@ _CLIENT_OPTIONS = (
     # machine and TV grants
     "grant_types",
     "client_credentials_scopes",
+    "access_token_format",
+    "allowed_resources",
+    "dpop_bound_access_tokens",
 )
 
 
@@ -43,6 +46,7 @@ def _client_settings(args: argparse.Namespace) -> ClientSettings:
         "allowed_groups",
         "grant_types",
         "client_credentials_scopes",
+        "allowed_resources",
     )
     for key in lists:
         if key in changes:  # `--group ''` clears the list
@@ -133,6 +137,25 @@ def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
         action="append",
         metavar="SCOPE",
         help="a scope client_credentials may ask for, such as backup:read (repeatable; '' clears)",
+    )
+    # access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449)
+    parser.add_argument(
+        "--access-token-format",
+        choices=("opaque", "jwt"),
+        help="jwt: RFC 9068 access tokens, verifiable offline (default: opaque)",
+    )
+    parser.add_argument(
+        "--resource",
+        dest="allowed_resources",
+        action="append",
+        metavar="URI",
+        help="an API resource (audience) the client may ask tokens for (repeatable; '' clears)",
+    )
+    parser.add_argument(
+        "--dpop",
+        dest="dpop_bound_access_tokens",
+        action=argparse.BooleanOptionalAction,
+        help="require DPoP proofs: sender-constrained tokens (default: no)",
     )
 
 

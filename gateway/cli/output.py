@@ -41,6 +41,9 @@ def print_client(client: OidcClient, app_url: str) -> None:
         # machine and TV grants
         "grant_types": " ".join(("authorization_code", *client.grant_types)),
         "client_credentials_scopes": " ".join(client.client_credentials_scopes) or "-",
+        "access_token_format": client.access_token_format,
+        "allowed_resources": " ".join(client.allowed_resources) or "-",
+        "dpop_bound_access_tokens": "yes" if client.dpop_bound_access_tokens else "no",
         "discovery_url": discovery_url(app_url),
     }
     shown = ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")

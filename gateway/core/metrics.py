@@ -82,6 +82,12 @@ DEVICE_AUTHORIZATIONS = Counter(
     ["result"],
 )
 DEVICE_RESULTS = ("requested", "approved", "denied", "unknown_code")
+# --- OIDC refusals (token, userinfo, introspection, revocation), by OAuth error code ---
+OIDC_ERRORS = Counter(
+    "passgate_oidc_errors",
+    "OIDC requests refused, by endpoint and OAuth error code.",
+    ["endpoint", "error"],
+)
 SESSION_STORE_ERRORS = Counter(
     "passgate_session_store_errors",
     "Failed calls to the session store (Redis or the database).",
@@ -109,6 +115,10 @@ def token_issued(client_id: str, grant_type: str) -> None:
 def device_authorization(result: str) -> None:
     """Count a device authorization step (`result` as in DEVICE_RESULTS)."""
     DEVICE_AUTHORIZATIONS.labels(result).inc()
+
+
+def oidc_error(endpoint: str, error: str) -> None:
+    OIDC_ERRORS.labels(endpoint, error).inc()
 
 
 def session_store_error(store: str) -> None:

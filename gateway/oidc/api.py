@@ -30,10 +30,30 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.accounts.users import User
+from gateway.audit.log import Actor
+from gateway.core import metrics
+from gateway.core.crypto import tokens_equal
 from gateway.oidc.claims import amr_for
 from gateway.oidc.clients import OidcClient
+from gateway.oidc.dpop import (
+    ALGORITHMS as DPOP_ALGORITHMS,
+)
+from gateway.oidc.dpop import (
+    REPLAY_WINDOW,
+    DpopProof,
+    DpopRejected,
+    replay_key,
+    verify_proof,
+)
 from gateway.oidc.endpoints import endpoints
-from gateway.oidc.server import SCOPES, OidcServer, PassgateRequest, Principal
+from gateway.oidc.server import (
+    SCOPES,
+    InvalidDpopProofError,
+    OidcServer,
+    PassgateRequest,
+    Principal,
+)
+from gateway.oidc.tokens import IssuedToken
 from gateway.sessions.cookies import clear_session_cookie
 from gateway.web.helpers import (
     actor_of,
@@ -59,7 +79,8 @@ SCOPE_TEXT = {
 FRESH_SIGN_IN = 60  # seconds: how long a sign-in forced by prompt=login or max_age counts as fresh
 CORS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, DPoP",
+    "Access-Control-Expose-Headers": "WWW-Authenticate",
 }
 
 
@@ -138,8 +159,15 @@ def discovery(request: Request) -> Response:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,  # defaults to true when left out
         "claims_parameter_supported": False,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
     return JSONResponse(document, headers={**CORS, "Cache-Control": "public, max-age=3600"})
+
+
+def authorization_server_metadata(request: Request) -> Response:
+    """RFC 8414 metadata for plain OAuth clients: the very document discovery serves (same
+    issuer, same endpoints), so the two cannot drift apart."""
+    return discovery(request)
 
 
 async def jwks(request: Request) -> Response:
@@ -345,12 +373,57 @@ async def _call(method: Callable[..., Any], *args: Any) -> Response:
     return response
 
 
+async def _dpop_proof(
+    request: Request, path: str, access_token: str | None = None
+) -> DpopProof | None:
+    """The request's DPoP proof, checked against this request (and `access_token`'s hash at
+    resource endpoints) and never seen before; None when it sends none. Raises DpopRejected."""
+    values = request.headers.getlist("dpop")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise DpopRejected("send one DPoP proof, not several")
+    url = services_of(request).settings.app_url + path
+    proof = verify_proof(values[0], request.method, url, access_token)
+    if await services_of(request).ephemeral.hit(replay_key(proof), REPLAY_WINDOW) > 1:
+        raise DpopRejected("the DPoP proof was already used (its jti was seen before)")
+    return proof
+
+
+async def _dpop_refused(request: Request, endpoint: str, reason: str, client_id: str) -> None:
+    metrics.oidc_error(endpoint, "invalid_dpop_proof")
+    audit = services_of(request).audit
+    actor = Actor(
+        "system",
+        id=client_id,
+        name="passgate",
+        ip=client_address(request),
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    await run_in_threadpool(
+        lambda: audit.record_or_log(
+            "dpop_proof_refused",
+            actor=actor,
+            success=False,
+            reason=reason,
+            details={"endpoint": endpoint, "client_id": client_id},
+        )
+    )
+
+
 async def token(request: Request) -> Response:
     server = server_of(request)
     oauth = await oauth_request(request)
     response = _repeated_parameter(request, oauth)
     if response is None:
-        response = await _call(server.create_token_response, oauth)
+        try:
+            oauth.dpop = await _dpop_proof(request, "/api/oidc/token")
+        except DpopRejected as exc:
+            client_id = oauth.payload.data.get("client_id", "")
+            await _dpop_refused(request, "token", str(exc), client_id)
+            response = server.handle_error_response(oauth, InvalidDpopProofError(str(exc)))
+        else:
+            response = await _call(server.create_token_response, oauth)
     response.headers.update(CORS)
     return response
 
@@ -381,9 +454,16 @@ async def revoke(request: Request) -> Response:
     return response
 
 
-def _bearer_error(error: str | None, description: str, status: int = 401) -> Response:
-    """RFC 6750 3: a challenge naming the error; a request without any token gets a bare one."""
-    header = f'Bearer error="{error}", error_description="{description}"' if error else "Bearer"
+def _bearer_error(
+    error: str | None, description: str, status: int = 401, scheme: str = "Bearer"
+) -> Response:
+    """RFC 6750 3 (and RFC 9449 7.1 with scheme DPoP): a challenge naming the error; a request
+    without any token gets a bare one."""
+    header = f'{scheme} error="{error}", error_description="{description}"' if error else scheme
+    if scheme == "DPoP":
+        header += f', algs="{" ".join(DPOP_ALGORITHMS)}"'
+    if error:
+        metrics.oidc_error("userinfo", error)
     body = {"error": error, "error_description": description} if error else {}
     return JSONResponse(
         body,
@@ -396,8 +476,9 @@ async def userinfo(request: Request) -> Response:
     services = services_of(request)
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
-    access_token = value.strip() if scheme.lower() == "bearer" else ""
-    if request.method == "POST":
+    dpop = scheme.lower() == "dpop"
+    access_token = value.strip() if scheme.lower() in ("bearer", "dpop") else ""
+    if request.method == "POST" and not dpop:
         form = await request.form()
         candidate = form.get("access_token")
         if isinstance(candidate, str) and candidate:
@@ -409,7 +490,16 @@ async def userinfo(request: Request) -> Response:
         return _bearer_error(None, "send the access token as a Bearer token")
     issued = await run_in_threadpool(services.oauth.by_access_token, access_token)
     if issued is None or not issued.access_usable():
-        return _bearer_error("invalid_token", "the access token is invalid, expired or revoked")
+        return _bearer_error(
+            "invalid_token",
+            "the access token is invalid, expired or revoked",
+            scheme="DPoP" if dpop else "Bearer",
+        )
+    refused = await _sender_refused(request, issued, access_token, dpop)
+    if refused is not None:
+        return refused
+    if issued.audience is not None:
+        return _bearer_error("invalid_token", "the access token was issued for another resource")
     if issued.user_id is None:
         # machine and TV grants: a client_credentials token is about the client, not a user
         return _bearer_error(
@@ -422,6 +512,30 @@ async def userinfo(request: Request) -> Response:
         return _bearer_error("invalid_token", "the user is disabled or gone")
     claims = await run_in_threadpool(server_of(request).claims, user, issued.scope)
     return JSONResponse(claims, headers={**CORS, "Cache-Control": "no-store"})
+
+
+async def _sender_refused(
+    request: Request, issued: IssuedToken, access_token: str, dpop: bool
+) -> Response | None:
+    """RFC 9449 7: a DPoP-bound token needs the DPoP scheme and a proof by its key; a Bearer
+    token cannot be sent as DPoP. The refusal, or None when the sender is who it must be."""
+    if not dpop:
+        if issued.dpop_jkt is None:
+            return None
+        reason = "the access token is DPoP-bound: send it as Authorization: DPoP with a proof"
+        return _bearer_error("invalid_token", reason, scheme="DPoP")
+    if issued.dpop_jkt is None:
+        return _bearer_error("invalid_token", "the access token is not DPoP-bound", scheme="DPoP")
+    try:
+        proof = await _dpop_proof(request, "/api/oidc/userinfo", access_token)
+        if proof is None:
+            raise DpopRejected("send a DPoP proof with a DPoP-bound access token")
+        if not tokens_equal(proof.jkt, issued.dpop_jkt):
+            raise DpopRejected("the DPoP proof is signed by another key than the token's")
+    except DpopRejected as exc:
+        await _dpop_refused(request, "userinfo", str(exc), issued.client_id)
+        return _bearer_error("invalid_dpop_proof", str(exc), scheme="DPoP")
+    return None
 
 
 def _id_token_client(request: Request, id_token_hint: str | None) -> str | None:
@@ -494,6 +608,9 @@ def preflight(request: Request) -> Response:
 
 routes = [
     Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
+    Route(
+        "/.well-known/oauth-authorization-server", authorization_server_metadata, methods=["GET"]
+    ),
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
     Route("/authorize", authorize, methods=["GET"]),
     Route("/authorize", authorize_decision, methods=["POST"]),

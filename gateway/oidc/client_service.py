@@ -29,7 +29,9 @@ _COLUMNS = (
     "allowed_groups, pkce_required, wildcard_callbacks, id_token_alg, access_token_lifetime, "
     "refresh_token_lifetime, refresh_tokens, logo_url, declared, created_at, "
     # machine and TV grants
-    "grant_types, client_credentials_scopes"
+    "grant_types, client_credentials_scopes, "
+    # access tokens: format, resource indicators, DPoP
+    "access_token_format, allowed_resources, dpop_bound_access_tokens"
 )
 _SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order (see _row)
     "name",
@@ -49,6 +51,9 @@ _SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order (s
     # machine and TV grants
     "grant_types",
     "client_credentials_scopes",
+    "access_token_format",
+    "allowed_resources",
+    "dpop_bound_access_tokens",
 )
 
 
@@ -76,6 +81,9 @@ class ClientService:
         client_id: str | None = None,
         grant_types: Sequence[str] = (),
         client_credentials_scopes: Sequence[str] = (),
+        access_token_format: str = "opaque",  # noqa: S107 - a format name, not a secret
+        allowed_resources: Sequence[str] = (),
+        dpop_bound_access_tokens: bool = False,
     ) -> tuple[OidcClient, str | None]:
         """Create a client; return it and its clear secret (None for public clients), which is
         not stored and cannot be shown again. InvalidInput for bad values, Conflict for a taken
@@ -101,6 +109,9 @@ class ClientService:
                 created_at=time.time(),
                 grant_types=tuple(grant_types),
                 client_credentials_scopes=tuple(client_credentials_scopes),
+                access_token_format=access_token_format,
+                allowed_resources=tuple(allowed_resources),
+                dpop_bound_access_tokens=dpop_bound_access_tokens,
             )
         )
         taken = Conflict(f"a client with id {client.client_id!r} already exists")
@@ -154,6 +165,9 @@ class ClientService:
         logo_url: str | None = None,
         grant_types: Sequence[str] | None = None,
         client_credentials_scopes: Sequence[str] | None = None,
+        access_token_format: str | None = None,
+        allowed_resources: Sequence[str] | None = None,
+        dpop_bound_access_tokens: bool | None = None,
     ) -> OidcClient:
         """Change the given settings (None keeps a value). NotFound, ReadOnlyClient for a
         declared client, InvalidInput for bad values or for switching public/confidential."""
@@ -180,6 +194,9 @@ class ClientService:
             "client_credentials_scopes": None
             if client_credentials_scopes is None
             else tuple(client_credentials_scopes),
+            "access_token_format": access_token_format,
+            "allowed_resources": None if allowed_resources is None else tuple(allowed_resources),
+            "dpop_bound_access_tokens": dpop_bound_access_tokens,
         }
         updated = validated(
             dataclasses.replace(client, **{k: v for k, v in changes.items() if v is not None})
@@ -318,6 +335,9 @@ def _row(client: OidcClient) -> tuple[object, ...]:
         client.created_at,
         json.dumps(list(client.grant_types)),
         json.dumps(list(client.client_credentials_scopes)),
+        client.access_token_format,
+        json.dumps(list(client.allowed_resources)),
+        int(client.dpop_bound_access_tokens),
     )
 
 
@@ -341,4 +361,7 @@ def _client(row: tuple[Any, ...]) -> OidcClient:
         created_at=float(row[15]),
         grant_types=tuple(json.loads(row[16])),
         client_credentials_scopes=tuple(json.loads(row[17])),
+        access_token_format=str(row[18]),
+        allowed_resources=tuple(json.loads(row[19])),
+        dpop_bound_access_tokens=bool(row[20]),
     )

@@ -29,6 +29,8 @@ from gateway.forward_auth.rules import _StrictLoader, _yaml_problem
 
 IdTokenAlg = Literal["RS256", "ES256"]
 ID_TOKEN_ALGS: tuple[str, ...] = ("RS256", "ES256")
+AccessTokenFormat = Literal["opaque", "jwt"]
+ACCESS_TOKEN_FORMATS: tuple[str, ...] = ("opaque", "jwt")
 ACCESS_TOKEN_LIFETIME = (60, 86400)  # seconds, inclusive bounds
 REFRESH_TOKEN_LIFETIME = (3600, 365 * 86400)
 # machine and TV grants: the grants a client may be allowed on top of authorization_code (and
@@ -78,6 +80,10 @@ class OidcClient:
     # machine and TV grants ---------------------------------------------------------------
     grant_types: tuple[str, ...] = ()  # opt-in grants (OPT_IN_GRANTS) beyond the code flow
     client_credentials_scopes: tuple[str, ...] = ()  # what client_credentials may ask for
+    # --- access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449) ---
+    access_token_format: str = "opaque"  # noqa: S105 - "jwt": RFC 9068 tokens, verifiable offline
+    allowed_resources: tuple[str, ...] = ()  # audiences the client may ask a token for
+    dpop_bound_access_tokens: bool = False  # every token request must carry a DPoP proof
 
     def allows_grant(self, grant: str) -> bool:
         """Whether the client may use `grant` (an OPT_IN_GRANTS name, or authorization_code
@@ -231,6 +237,14 @@ def _check_grants(client: OidcClient) -> tuple[tuple[str, ...], tuple[str, ...]]
     return grants, scopes
 
 
+def validate_resource(uri: str) -> str:
+    """A resource indicator (RFC 8707 2): an absolute https URL (http on loopback) without a
+    fragment, returned unchanged; InvalidInput otherwise."""
+    if not uri.startswith(("https://", "http://")):
+        raise InvalidInput(f"resource {uri!r} must be an absolute https URL")
+    return validate_redirect_uri(uri, False, "resource")
+
+
 def validated(client: OidcClient) -> OidcClient:
     """The client with normalised values; InvalidInput naming the first bad field."""
     if not _CLIENT_ID.match(client.client_id):
@@ -267,7 +281,17 @@ def validated(client: OidcClient) -> OidcClient:
             "refresh_token_lifetime", client.refresh_token_lifetime, REFRESH_TOKEN_LIFETIME
         ),
         logo_url=_check_logo_url(client.logo_url),
+        allowed_resources=_validated_resources(client),
     )
+
+
+def _validated_resources(client: OidcClient) -> tuple[str, ...]:
+    """The client's resources, checked and de-duplicated (and its access token format)."""
+    if client.access_token_format not in ACCESS_TOKEN_FORMATS:
+        raise InvalidInput(
+            f"access_token_format {client.access_token_format!r} must be opaque or jwt"
+        )
+    return tuple(dict.fromkeys(validate_resource(r) for r in client.allowed_resources))
 
 
 # declared clients (CONFIG_FILE) -------------------------------------------------------------
@@ -301,6 +325,10 @@ class DeclaredClient(BaseModel):
     # machine and TV grants
     grant_types: list[OptInGrant] = []
     client_credentials_scopes: list[str] = []
+    # --- access tokens: format, resource indicators (RFC 8707), DPoP (RFC 9449) ---
+    access_token_format: AccessTokenFormat = "opaque"  # noqa: S105 - a format name
+    allowed_resources: list[str] = []
+    dpop_bound_access_tokens: bool = False
 
     _listify = field_validator(
         "redirect_uris",
@@ -308,6 +336,7 @@ class DeclaredClient(BaseModel):
         "allowed_groups",
         "grant_types",
         "client_credentials_scopes",
+        "allowed_resources",
         mode="before",
     )(_as_list)
 
@@ -346,6 +375,7 @@ class DeclaredClient(BaseModel):
             "allowed_groups",
             "grant_types",
             "client_credentials_scopes",
+            "allowed_resources",
         ):
             values[key] = tuple(values[key])
         client = OidcClient(**values, secret_hash=secret_hash, declared=True, created_at=0.0)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import logging
 import os
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
@@ -35,7 +36,6 @@ from authlib.oauth2.rfc6749.grants import (
     RefreshTokenGrant,
 )
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
-from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -50,9 +50,11 @@ from starlette.responses import JSONResponse, Response
 from gateway.accounts.users import User, UserService
 from gateway.audit.log import Actor, AuditLog
 from gateway.core import metrics
+from gateway.core.errors import InvalidInput
+from gateway.oidc.access_tokens import JWT_ALG, Binding, JwtAccessTokens, opaque_tokens
 from gateway.oidc.claims import claims_for
 from gateway.oidc.client_service import ClientService
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.clients import OidcClient, validate_resource
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.device_codes import (
     DEVICE_CODE_LIFETIME,
@@ -61,6 +63,7 @@ from gateway.oidc.device_codes import (
     DeviceCodes,
     new_user_code,
 )
+from gateway.oidc.dpop import DpopProof
 from gateway.oidc.signing_keys import SigningKeys
 from gateway.oidc.tokens import AuthorizationCode, IssuedToken, OAuthStore
 
@@ -87,6 +90,8 @@ ERROR_DESCRIPTIONS = {
     "authorization_pending": "the user has not yet approved the device: keep polling",
     "slow_down": "polling too fast: wait 5 seconds longer between polls from now on",
     "expired_token": "the device code has expired: start again",
+    "invalid_target": "the requested resource is unknown or not allowed for this client",
+    "invalid_dpop_proof": "the DPoP proof is missing or invalid",
 }
 # The grants a client may be allowed (clients.OPT_IN_GRANTS) by their grant_type value.
 GRANT_NAMES = {
@@ -103,6 +108,18 @@ AUTH_METHOD_NAMES = {
     "client_assertion": "client_assertion",
 }
 ALL_AUTH = [*CONFIDENTIAL_AUTH, "none"]
+
+
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 2: the `resource` is malformed or not one this client may ask for."""
+
+    error = "invalid_target"
+
+
+class InvalidDpopProofError(OAuth2Error):  # type: ignore[misc]
+    """RFC 9449 5: the token request's DPoP proof is missing, invalid or of the wrong key."""
+
+    error = "invalid_dpop_proof"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +210,8 @@ class PassgateRequest(OAuth2Request):  # type: ignore[misc]
     ) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
         self.client_ip = client_ip
+        self.dpop: DpopProof | None = None  # a checked DPoP proof, set by the web layer
+        self.binding: Binding | None = None  # what the access token is for (set by the grant)
         self._query = dict(query)
         self._form = dict(form)
         self.payload = _Payload([*query, *form])
@@ -230,16 +249,10 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         self.custom_claims = custom_claims
         self.audit = audit
         self.devices = devices
-        self.register_token_generator(
-            "default",
-            BearerTokenGenerator(
-                access_token_generator=lambda **_: secrets.token_urlsafe(32),
-                refresh_token_generator=lambda **_: secrets.token_urlsafe(48),
-                expires_generator=self._expires_in,
-            ),
-        )
+        self._opaque = opaque_tokens(self._expires_in)
+        self.register_token_generator("default", self._opaque)
         self.register_grant(CodeGrant, [Pkce(required=True), PassgateOpenIDCode(self)])
-        self.register_grant(RefreshGrant)
+        self.register_grant(RefreshGrant, [RefreshIdToken(self)])
         # machine and TV grants
         self.register_grant(MachineGrant)
         self.register_grant(DeviceGrant, [PassgateOpenIDToken(self)])
@@ -271,6 +284,69 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
         return client
 
+    # --- access tokens: resource indicators (RFC 8707), JWTs (RFC 9068), DPoP (RFC 9449) ---
+
+    def bind(self, request: PassgateRequest, previous: IssuedToken | None) -> None:
+        """Decide what the token request's access token is for and whom, before anything is
+        issued: InvalidTargetError for a resource the client may not ask for,
+        InvalidDpopProofError when the client must prove a key (or its refresh token is bound
+        to one) and did not."""
+        client: OidcClient = request.client.client
+        resource = request.payload.data.get("resource")
+        if resource is not None:
+            try:
+                validate_resource(resource)
+            except InvalidInput as exc:
+                raise InvalidTargetError(str(exc)) from None
+        audience = resource or (previous.audience if previous else None)
+        if audience is not None and audience not in client.allowed_resources:
+            raise InvalidTargetError(f"this client may not ask for a token for {audience}")
+        jkt = request.dpop.jkt if request.dpop else None
+        if client.dpop_bound_access_tokens and jkt is None:
+            raise InvalidDpopProofError("this client must send a DPoP proof to the token endpoint")
+        # RFC 9449 5: a public client's refresh token is bound to the key it was issued to.
+        bound = previous.dpop_jkt if previous is not None and client.public else None
+        if bound is not None and jkt != bound:
+            raise InvalidDpopProofError("the refresh token is bound to another DPoP key")
+        code: AuthorizationCode | None = request.authorization_code
+        device: DeviceCode | None = request.credential
+        auth_time = code.auth_time if code else previous.auth_time if previous else time.time()
+        if device is not None and device.auth_time is not None:
+            auth_time = device.auth_time
+        request.binding = Binding(audience, jkt, auth_time)
+
+    def issue(
+        self,
+        request: PassgateRequest,
+        user: Principal | None,
+        scope: str | None,
+        include_refresh: bool,
+    ) -> dict[str, Any]:
+        """The token response for a validated request: a JWT access token for a resource or a
+        jwt-format client, an opaque one otherwise; typed DPoP when bound to a key."""
+        client: ClientAdapter = request.client
+        binding = request.binding
+        assert binding is not None, "bind() runs when the request is validated"
+        jwt_format = client.client.access_token_format == "jwt"  # noqa: S105 - a format name
+        as_jwt = binding.audience is not None or jwt_format
+        groups = user.user.groups if user is not None else ()  # None: client_credentials
+        binding = dataclasses.replace(binding, groups=groups, jwt=as_jwt)
+        request.binding = binding
+        generator = self._opaque
+        if as_jwt:
+            key = self.keys.active(JWT_ALG)
+            generator = JwtAccessTokens(self.issuer, key, binding, self._expires_in)
+        grant_type = request.payload.data.get("grant_type", "")
+        token: dict[str, Any] = generator(
+            grant_type=grant_type,
+            client=client,
+            user=user,
+            scope=scope,
+            include_refresh_token=include_refresh,
+        )
+        token["token_type"] = binding.token_type
+        return token
+
     def query_client(self, client_id: str) -> ClientAdapter | None:
         client = self.clients.find(client_id) if client_id else None
         return ClientAdapter(client, self.clients) if client is not None else None
@@ -286,6 +362,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         # machine and TV grants: a device code carries the sign-in; client_credentials has
         # no user (request.user is None), so the client is the token's subject.
         device: DeviceCode | None = request.credential
+        binding: Binding | None = request.binding
         auth_time = code.auth_time if code else previous.auth_time if previous else time.time()
         if device is not None and device.auth_time is not None:
             auth_time = device.auth_time
@@ -301,6 +378,8 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             refresh_lifetime=client.refresh_token_lifetime,
             family_id=previous.family_id if previous else None,
             code_hash=code.code_hash if code else None,
+            audience=binding.audience if binding else None,
+            dpop_jkt=binding.dpop_jkt if binding else None,
         )
         grant_type = request.payload.data.get("grant_type", "")
         metrics.token_issued(client.client_id, GRANT_NAMES.get(grant_type, grant_type))
@@ -314,6 +393,9 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 "grant_type": grant_type,
                 "scope": scope,
                 "refresh_token": "refresh_token" in token,
+                "access_token_format": "jwt" if binding and binding.jwt else "opaque",
+                "audience": (binding.audience if binding else None) or client.client_id,
+                "token_type": token.get("token_type", "Bearer"),
             },
         )
 
@@ -357,6 +439,8 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
     def handle_error_response(self, request: PassgateRequest | None, error: OAuth2Error) -> Any:
         if not error.description:
             error.description = ERROR_DESCRIPTIONS.get(error.error)
+        path = urlsplit(request.uri).path if request is not None else ""
+        metrics.oidc_error(path.rsplit("/", 1)[-1] or "unknown", error.error)
         return super().handle_error_response(request, error)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
@@ -433,13 +517,59 @@ class Pkce(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+class _Issuing:
+    """Token issuance through OidcServer.issue, which knows the request (authlib's token
+    generators see only the client): the resource, the DPoP key and the token format."""
+
+    request: PassgateRequest
+    server: OidcServer
+
+    def generate_token(
+        self,
+        user: Principal | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        # None stays None: client_credentials without a scope gets every scope it was given
+        # (ClientAdapter.get_allowed_scope).
+        return self.server.issue(self.request, user, scope, include_refresh_token)
+
+
+class CodeGrant(_Issuing, AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH
+    _presented: AuthorizationCode | None = None  # the code found for this client, if any
 
     @property
     def _passgate(self) -> OidcServer:
         server: OidcServer = self.server
         return server
+
+    def validate_token_request(self) -> None:
+        """authlib's checks (client, code, redirect_uri, PKCE), then the resource and DPoP.
+        A code that was found but failed a check is burnt: a second try (say, an attacker's
+        guess at the verifier) must not succeed either."""
+        try:
+            super().validate_token_request()
+        except OAuth2Error as error:
+            if self._presented is not None:
+                self._burn(self._presented, error)
+            raise
+        self._passgate.bind(self.request, None)
+
+    def _burn(self, code: AuthorizationCode, error: OAuth2Error) -> None:
+        if not self._passgate.store.mark_code_used(code.code_hash):
+            return
+        log.info("authorization code of client %s burnt: %s", code.client_id, error.error)
+        self._passgate.audit.record_or_log(
+            "authorization_code_burned",
+            actor=Actor("system", id=code.client_id, name="passgate"),
+            user_id=code.user_id,
+            success=False,
+            reason=error.description or error.error,
+            details={"client_id": code.client_id, "error": error.error},
+        )
 
     def save_authorization_code(self, code: str, request: PassgateRequest) -> None:
         data = request.payload.data
@@ -467,6 +597,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         if found.used_at is not None:
             self._replayed(found)
             return None
+        self._presented = found
         return found
 
     def _replayed(self, code: AuthorizationCode) -> None:
@@ -527,7 +658,19 @@ class PassgateOpenIDCode(IdTokens, OpenIDCode):  # type: ignore[misc]
         return False  # nonces are the client's to check in the ID token; codes are single-use
 
 
-class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
+class RefreshIdToken(IdTokens, OpenIDToken):  # type: ignore[misc]
+    """A new ID token with every refresh of an openid grant (OIDC Core 12.2): same iss, sub
+    and aud, a new iat, auth_time of the original sign-in, and no nonce (it belonged to the
+    authorization request)."""
+
+    def __init__(self, server: OidcServer) -> None:
+        self._server = server
+
+    def generate_user_info(self, user: Principal, scope: str) -> dict[str, Any]:
+        return {**self._server.claims(user.user, scope), "auth_time": int(user.auth_time)}
+
+
+class RefreshGrant(_Issuing, RefreshTokenGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -535,6 +678,10 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     def _passgate(self) -> OidcServer:
         server: OidcServer = self.server
         return server
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        self._passgate.bind(self.request, self.request.refresh_token)
 
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedToken | None:
         store = self._passgate.store
@@ -627,10 +774,13 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
             "exp": int(presented.expires_at),
             "iat": int(token.issued_at),
             "iss": server.issuer,
-            "aud": token.client_id,
+            "aud": token.audience or token.client_id,
         }
         if not presented.refresh:
-            answer["token_type"] = "Bearer"  # noqa: S105 - RFC 7662: the access token type
+            # RFC 7662 and RFC 9449 6.2: the access token's type, and the key it is bound to.
+            answer["token_type"] = "DPoP" if token.dpop_jkt else "Bearer"
+            if token.dpop_jkt:
+                answer["cnf"] = {"jkt": token.dpop_jkt}
         return answer
 
     def check_permission(self, token: PresentedToken, client: ClientAdapter, request: Any) -> bool:
@@ -659,12 +809,17 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
 # machine and TV grants -------------------------------------------------------------------------
 
 
-class MachineGrant(ClientCredentialsGrant):  # type: ignore[misc]
+class MachineGrant(_Issuing, ClientCredentialsGrant):  # type: ignore[misc]
     """client_credentials (RFC 6749 4.4): a confidential client allowed the grant gets a token
     about itself, for the scopes it was given (all of them when it asks for none); never a
     refresh token. A public client cannot authenticate here: invalid_client."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        server: OidcServer = self.server
+        server.bind(self.request, None)
 
     def validate_requested_scope(self) -> None:
         client: OidcClient = self.request.client.client
@@ -710,10 +865,14 @@ class DeviceAuthorization(DeviceAuthorizationEndpoint):  # type: ignore[misc]
         metrics.device_authorization("requested")
 
 
-class DeviceGrant(DeviceCodeGrant):  # type: ignore[misc]
+class DeviceGrant(_Issuing, DeviceCodeGrant):  # type: ignore[misc]
     """RFC 8628 3.4-3.5: the device polls with its device code until the user has answered."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        self._passgate.bind(self.request, None)
 
     @property
     def _passgate(self) -> OidcServer:

@@ -18,7 +18,7 @@ CODE_LIFETIME = 60.0  # seconds; codes are exchanged by the app at once
 
 _ISSUED_COLUMNS = (
     "id, client_id, user_id, scope, family_id, code_hash, auth_time, issued_at, "
-    "access_expires_at, refresh_expires_at, refresh_used_at, revoked_at"
+    "access_expires_at, refresh_expires_at, refresh_used_at, revoked_at, audience, dpop_jkt"
 )
 
 
@@ -80,6 +80,9 @@ class IssuedToken:
     refresh_expires_at: float | None
     refresh_used_at: float | None
     revoked_at: float | None
+    # --- access tokens: the resource it was issued for (RFC 8707), its DPoP key (RFC 9449) ---
+    audience: str | None = None  # None: the client itself
+    dpop_jkt: str | None = None  # the JWK SHA-256 thumbprint the token is bound to
 
     # authlib's TokenMixin.
     def check_client(self, client: object) -> bool:
@@ -120,6 +123,8 @@ def _token(row: tuple[object, ...]) -> IssuedToken:
         refresh_expires_at=float(row[9]) if row[9] is not None else None,  # type: ignore[arg-type]
         refresh_used_at=float(row[10]) if row[10] is not None else None,  # type: ignore[arg-type]
         revoked_at=float(row[11]) if row[11] is not None else None,  # type: ignore[arg-type]
+        audience=str(row[12]) if row[12] is not None else None,
+        dpop_jkt=str(row[13]) if row[13] is not None else None,
     )
 
 
@@ -221,13 +226,16 @@ class OAuthStore:
         refresh_lifetime: float,
         family_id: str | None,
         code_hash: str | None,
+        audience: str | None = None,
+        dpop_jkt: str | None = None,
     ) -> IssuedToken:
         now = time.time()
         token_id = str(uuid.uuid4())
         self._db.execute(
             "INSERT INTO oauth_tokens (id, access_token_hash, refresh_token_hash, client_id, "
             "user_id, scope, family_id, code_hash, auth_time, issued_at, access_expires_at, "
-            "refresh_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "refresh_expires_at, audience, dpop_jkt) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 token_id,
                 hash_token(access_token),
@@ -241,6 +249,8 @@ class OAuthStore:
                 now,
                 now + access_lifetime,
                 now + refresh_lifetime if refresh_token else None,
+                audience,
+                dpop_jkt,
             ),
         )
         found = self._by("id", token_id)
@@ -287,6 +297,13 @@ class OAuthStore:
             "UPDATE oauth_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ? "
             "AND revoked_at IS NULL",
             (time.time(), user_id, client_id),
+        )
+
+    def revoke_for_user(self, user_id: str) -> int:
+        """Revoke every live token of the user, for every client; return how many."""
+        return self._db.execute(
+            "UPDATE oauth_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            (time.time(), user_id),
         )
 
     # consents ----------------------------------------------------------------------------

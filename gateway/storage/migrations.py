@@ -278,6 +278,20 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX oauth_device_codes_expiry ON oauth_device_codes(expires_at)",
         ),
     ),
+    (
+        11,
+        "JWT access tokens, resource indicators (audiences) and DPoP-bound tokens",
+        (
+            "ALTER TABLE oidc_clients ADD COLUMN access_token_format TEXT NOT NULL "
+            "DEFAULT 'opaque'",
+            "ALTER TABLE oidc_clients ADD COLUMN allowed_resources TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE oidc_clients ADD COLUMN dpop_bound_access_tokens INTEGER NOT NULL "
+            "DEFAULT 0",
+            "ALTER TABLE oauth_tokens ADD COLUMN audience TEXT",
+            "ALTER TABLE oauth_tokens ADD COLUMN dpop_jkt TEXT",
+            "CREATE INDEX oauth_tokens_user ON oauth_tokens(user_id)",
+        ),
+    ),
 )
 
 

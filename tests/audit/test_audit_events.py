@@ -424,6 +424,9 @@ async def test_oidc_consent_tokens_refresh_revocation_and_withdrawal_are_recorde
         "grant_type": "authorization_code",
         "scope": "openid profile offline_access",
         "refresh_token": True,
+        "access_token_format": "opaque",
+        "audience": app.client_id,
+        "token_type": "Bearer",
     }
 
     refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}

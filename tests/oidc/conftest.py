@@ -1,4 +1,6 @@
-"""Fixtures for the OIDC tests: a real Passgate as identity provider with headless Chromium."""
+"""Fixtures for the OIDC tests: a real Passgate as identity provider with headless Chromium
+(`idp`), npm's openid-client installed (`openid_client`), and the provider in-process (`op`)
+with a user to sign in (`alice`)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from gateway.accounts.users import User
+from gateway.services import Services
 from tests.browser import CHROMIUM_FLAGS, DOMAIN
 from tests.conftest import PassgateProcess, free_port, require_binary
-from tests.oidc.relying_party import RP_DIR
+from tests.oidc import node_rp
+from tests.oidc.in_process import Op
 
 
 @pytest.fixture
@@ -36,11 +41,26 @@ def idp(start_passgate, redis_url: str) -> Iterator[tuple[PassgateProcess, Brows
         browser.close()
 
 
+@pytest.fixture
+def op(services: Services) -> Iterator[Op]:
+    yield Op(services)
+
+
+@pytest.fixture
+def alice(services: Services) -> User:
+    services.users.create_group("family")
+    return services.users.create_user(
+        "alice", display_name="Alice Liddell", email="alice@example.com", groups=("family",)
+    )
+
+
 @pytest.fixture(scope="session")
 def openid_client() -> Path:
     """tests/rp_node with its locked npm dependencies installed (node_modules is not committed)."""
     npm = require_binary("npm", "apt-get install -y nodejs npm")
     require_binary("node", "apt-get install -y nodejs")
-    if not (RP_DIR / "node_modules" / "openid-client").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=RP_DIR, check=True, timeout=300)
-    return RP_DIR
+    if not node_rp.installed():
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=node_rp.RP_DIR, check=True, timeout=300
+        )
+    return node_rp.RP_DIR

@@ -3,38 +3,12 @@ following an authorization URL in a signed-in browser."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-from pathlib import Path
-from typing import Any
 
 from tests.browser import DOMAIN, Person
 from tests.conftest import PassgateProcess
 
 RP_CALLBACK = f"https://rp.{DOMAIN}/callback"
-RP_DIR = Path(__file__).resolve().parent.parent / "rp_node"  # npm openid-client (rp.mjs)
-
-
-def rp_command(rp_dir: Path, step: str, **settings: str) -> dict[str, Any]:
-    """How to run one step of rp.mjs: its command line, directory and environment."""
-    return {
-        "args": ["node", "rp.mjs", step],
-        "cwd": rp_dir,
-        "env": {**os.environ, **{k.upper(): v for k, v in settings.items()}},
-        "text": True,
-    }
-
-
-def run_rp(rp_dir: Path, step: str, **settings: str) -> dict[str, Any]:
-    """Run one step of rp.mjs to the end; what it printed, parsed."""
-    result = subprocess.run(
-        **rp_command(rp_dir, step, **settings), capture_output=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    answer: dict[str, Any] = json.loads(result.stdout)
-    return answer
 
 
 def add_client(passgate: PassgateProcess, *args: str) -> tuple[str, str | None]:

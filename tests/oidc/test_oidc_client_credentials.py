@@ -9,12 +9,14 @@ asks for the same token with npm openid-client.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.core.crypto import hash_token
 from gateway.core.errors import InvalidInput
 from gateway.oidc.clients import DeclaredClient
 from gateway.oidc.tokens import OAuthStore
@@ -23,7 +25,8 @@ from gateway.storage import migrations
 from gateway.storage.db import Database
 from tests.conftest import PassgateProcess
 from tests.oidc.machines import App, Gateway
-from tests.oidc.relying_party import add_client, run_rp
+from tests.oidc.node_rp import run_rp
+from tests.oidc.relying_party import add_client
 from tests.web_client import audit_rows
 
 
@@ -235,19 +238,24 @@ def test_migration_9_keeps_existing_tokens_and_lets_a_token_have_no_user(
     before = tuple(m for m in migrations.MIGRATIONS if m[0] < 9)
     monkeypatch.setattr(migrations, "MIGRATIONS", before)
     migrations.migrate(database)
+    now = time.time()
     database.execute("INSERT INTO users (id, username, created_at) VALUES ('u1', 'alice', 0)")
     database.execute(
         "INSERT INTO oidc_clients (client_id, name, created_at) VALUES ('c1', 'Memos', 0)"
     )
-    store = OAuthStore(database)
-    kept = store.save_token(
-        access_token="old-access", refresh_token="old-refresh", client_id="c1", user_id="u1",
-        scope="openid", auth_time=0, access_lifetime=60, refresh_lifetime=3600,
-        family_id=None, code_hash=None,
-    )  # fmt: skip
+    # The row as the schema before 9 holds it (written by hand: today's store writes newer
+    # columns).
+    database.execute(
+        "INSERT INTO oauth_tokens (id, access_token_hash, refresh_token_hash, client_id, "
+        "user_id, scope, family_id, auth_time, issued_at, access_expires_at, refresh_expires_at) "
+        "VALUES ('t1', ?, ?, 'c1', 'u1', 'openid', 'f1', 0, ?, ?, ?)",
+        (hash_token("old-access"), hash_token("old-refresh"), now, now + 60, now + 3600),
+    )
     monkeypatch.undo()
     assert migrations.migrate(database) >= 1
-    assert store.by_access_token("old-access") == kept
+    store = OAuthStore(database)
+    kept = store.by_access_token("old-access")
+    assert kept is not None and kept.id == "t1" and kept.user_id == "u1"
     assert store.by_refresh_token("old-refresh") == kept
     machine = store.save_token(
         access_token="machine", refresh_token=None, client_id="c1", user_id=None,

@@ -32,7 +32,8 @@ from gateway.services import Services
 from tests.browser import DOMAIN, Gate
 from tests.conftest import PassgateProcess
 from tests.oidc.machines import APP, App, Gateway
-from tests.oidc.relying_party import RP_CALLBACK, rp_command
+from tests.oidc.node_rp import rp_command
+from tests.oidc.relying_party import RP_CALLBACK
 from tests.web_client import audit_rows
 
 

@@ -13,7 +13,8 @@ from playwright.sync_api import Browser
 
 from tests.browser import DOMAIN, Gate
 from tests.conftest import PassgateProcess
-from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login, run_rp
+from tests.oidc.node_rp import run_rp
+from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login
 
 LOGOUT = f"https://rp.{DOMAIN}/signed-out"
 

@@ -5,8 +5,12 @@
 //   node rp.mjs machine -> a client_credentials token for SCOPE, introspected, and refusals
 //   node rp.mjs device  -> one line with the device authorization (user_code, ...), then,
 //                          once the user approved it and polling got tokens, a second line
+//   node rp.mjs dpop    -> the same callback redeemed with DPoP (RFC 9449): userinfo, refresh
+//   node rp.mjs jwt     -> the callback redeemed for a JWT access token (RESOURCE, optional),
+//                          verified offline against the JWKS by `jose`; then a refresh
 // The browser reaches Passgate by its public name (ISSUER); this process reaches the same
 // server at LOCAL_URL, so every request the library makes is rewritten to it.
+import * as jose from 'jose'
 import * as oidc from 'openid-client'
 
 const env = process.env
@@ -47,8 +51,9 @@ async function errorOf (promise) {
     await promise
     return 'accepted'
   } catch (error) {
-    // A WWW-Authenticate challenge (userinfo) names its error in the challenge's parameters.
-    return error.error ?? error.cause?.[0]?.parameters?.error ?? error.code ?? String(error)
+    // A refusal in a WWW-Authenticate challenge (RFC 6750, RFC 9449) names its error there.
+    const challenged = error.cause?.[0]?.parameters?.error
+    return error.error ?? challenged ?? error.code ?? String(error)
   }
 }
 
@@ -105,6 +110,66 @@ async function device (config) {
   return { tokens, claims, userinfo, reused }
 }
 
+function codeChecks () {
+  return {
+    pkceCodeVerifier: env.VERIFIER,
+    expectedState: env.STATE,
+    expectedNonce: env.NONCE,
+    maxAge: MAX_AGE,
+    idTokenExpected: true
+  }
+}
+
+// A DPoP key pair of the library's choosing (ES256), one handle for every request that uses it.
+async function dpop (config) {
+  const handle = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair())
+  const tokens = await oidc.authorizationCodeGrant(
+    config, new URL(env.CALLBACK), codeChecks(), undefined, { DPoP: handle }
+  )
+  const claims = tokens.claims()
+  const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP: handle })
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: handle })
+  const introspection = await oidc.tokenIntrospection(config, refreshed.access_token)
+  // Another key than the token's: the library's own proof, refused by Passgate.
+  const stranger = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair())
+  const wrongKey = await errorOf(
+    oidc.fetchUserInfo(config, refreshed.access_token, claims.sub, { DPoP: stranger })
+  )
+  return {
+    tokenType: tokens.token_type,
+    claims,
+    userinfo,
+    refreshedTokenType: refreshed.token_type,
+    refreshedClaims: refreshed.claims(),
+    introspection,
+    wrongKey
+  }
+}
+
+async function jwt (config) {
+  const parameters = env.RESOURCE ? { resource: env.RESOURCE } : undefined
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(env.CALLBACK), codeChecks(), parameters)
+  const jwks = jose.createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri), {
+    [jose.customFetch]: fetchLocally
+  })
+  const verified = await jose.jwtVerify(tokens.access_token, jwks, {
+    issuer: env.ISSUER,
+    audience: env.RESOURCE || env.CLIENT_ID,
+    typ: 'at+jwt',
+    algorithms: ['RS256']
+  })
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token)
+  const idToken = tokens.claims()
+  return {
+    header: verified.protectedHeader,
+    payload: verified.payload,
+    idToken,
+    refreshedIdToken: refreshed.claims(),
+    refreshedAccessTokenAudience: jose.decodeJwt(refreshed.access_token).aud
+  }
+}
+
+const STEPS = { start, finish, machine, device, dpop, jwt }
 const config = await configure()
-const steps = { start, finish, machine, device }
-process.stdout.write(JSON.stringify(await steps[process.argv[2]](config)) + '\n')
+const step = STEPS[process.argv[2]] ?? finish
+process.stdout.write(JSON.stringify(await step(config)) + '\n')
