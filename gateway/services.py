@@ -91,10 +91,10 @@ def build_services(settings: Settings) -> Services:
     geo = GeoIP.open(settings.maxmind_db_path) if settings.maxmind_db_path else None
     db = open_database(settings)
     audit = AuditLog(db, geo, settings.audit_log_retention_days)
-    clients = ClientService(db)
+    box = SecretBox(load_or_create_master_key(settings.encryption_key, settings.data_dir))
+    clients = ClientService(db, box)
     if settings.config_file is not None:
         clients.sync_declared(load_declared_clients(settings.config_file))
-    box = SecretBox(load_or_create_master_key(settings.encryption_key, settings.data_dir))
     keys = SigningKeys(db, box)
     keys.ensure()
     oauth = OAuthStore(db)
@@ -140,7 +140,9 @@ def build_services(settings: Settings) -> Services:
         keys=keys,
         oauth=oauth,
         custom_claims=custom_claims,
-        oidc=OidcServer(settings.app_url, clients, oauth, users, keys, custom_claims, audit),
+        oidc=OidcServer(
+            settings.app_url, clients, oauth, users, keys, custom_claims, audit, ephemeral
+        ),
         audit=audit,
         backups=Backups(db, box, audit),
         geo=geo,

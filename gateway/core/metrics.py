@@ -74,6 +74,17 @@ TOKENS_ISSUED = Counter(
     "OIDC token responses issued, by client and grant type.",
     ["client", "grant"],
 )
+# OIDC client authentication and pushed authorization requests (oidc-app-auth)
+CLIENT_AUTHENTICATIONS = Counter(
+    "passgate_oidc_client_authentications",
+    "Client authentications at the OIDC token endpoints, by method and result.",
+    ["method", "result"],
+)
+PUSHED_REQUESTS = Counter(
+    "passgate_oidc_pushed_requests",
+    "Pushed authorization requests (RFC 9126), by result (accepted, refused, used, invalid).",
+    ["result"],
+)
 SESSION_STORE_ERRORS = Counter(
     "passgate_session_store_errors",
     "Failed calls to the session store (Redis or the database).",
@@ -94,6 +105,15 @@ def login(method: str, success: bool) -> None:
 
 def token_issued(client_id: str, grant_type: str) -> None:
     TOKENS_ISSUED.labels(client_id, grant_type).inc()
+
+
+def client_authentication(method: str, success: bool) -> None:
+    """Count a client authentication (`method` as the request tried it)."""
+    CLIENT_AUTHENTICATIONS.labels(method, "success" if success else "failure").inc()
+
+
+def pushed_request(result: str) -> None:
+    PUSHED_REQUESTS.labels(result).inc()
 
 
 def session_store_error(store: str) -> None:

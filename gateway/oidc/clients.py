@@ -10,16 +10,19 @@ one host label or one path segment and nothing more.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from gateway.accounts.users import _check_group
@@ -29,6 +32,13 @@ from gateway.forward_auth.rules import _StrictLoader, _yaml_problem
 
 IdTokenAlg = Literal["RS256", "ES256"]
 ID_TOKEN_ALGS: tuple[str, ...] = ("RS256", "ES256")
+AUTH_METHODS: tuple[str, ...] = (
+    "client_secret_basic",  # the default; client_secret_post is accepted alike
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",  # public clients
+)
 ACCESS_TOKEN_LIFETIME = (60, 86400)  # seconds, inclusive bounds
 REFRESH_TOKEN_LIFETIME = (3600, 365 * 86400)
 
@@ -69,6 +79,38 @@ class OidcClient:
     logo_url: str
     declared: bool
     created_at: float
+    # pushed authorization requests and signed client authentication (oidc-app-auth) ------------
+    require_par: bool = False  # /authorize only with a request_uri from /api/oidc/par
+    token_endpoint_auth_method: str = ""  # one of AUTH_METHODS; "" until validated()
+    jwks: str = ""  # private_key_jwt: the client's public keys, a JWK Set as JSON
+    jwks_uri: str = ""  # private_key_jwt: where to fetch them instead
+    federated_identities: tuple[FederatedIdentity, ...] = ()
+    secret_sealed: str | None = None  # client_secret_jwt: the secret, sealed with SecretBox
+
+    @property
+    def auth_method(self) -> str:
+        """How this client authenticates at the token endpoint (AUTH_METHODS)."""
+        if self.token_endpoint_auth_method:
+            return self.token_endpoint_auth_method
+        return "none" if self.public else "client_secret_basic"
+
+
+@dataclass(frozen=True, slots=True)
+class FederatedIdentity:
+    """A trusted issuer whose JWTs authenticate the client (Pocket-ID's federated client
+    credentials: a CI system's OIDC token, a Kubernetes service-account token). `subject`
+    defaults to the client_id, `audience` to Passgate's issuer URL, `jwks` (a URL) to the
+    issuer's /.well-known/jwks.json; `replay_protection` makes each token's jti single-use."""
+
+    issuer: str
+    subject: str = ""
+    audience: str = ""
+    jwks: str = ""
+    replay_protection: bool = False
+
+    @property
+    def jwks_url(self) -> str:
+        return self.jwks or self.issuer.rstrip("/") + "/.well-known/jwks.json"
 
 
 # validation ----------------------------------------------------------------------------------
@@ -187,6 +229,100 @@ def _check_logo_url(url: str) -> str:
     return validate_redirect_uri(value, False, "logo_url") if value else value
 
 
+# signed client authentication (oidc-app-auth) -----------------------------------------------
+
+MAX_CLIENT_KEYS = 20
+MAX_FEDERATED_IDENTITIES = 10
+
+
+def check_fetch_url(url: str, field: str) -> str:
+    """`url` if Passgate may fetch keys from it: https, or http on a loopback host (tests and
+    a JWKS served beside Passgate); InvalidInput otherwise."""
+    parts = urlsplit(url)
+    loopback = (parts.hostname or "") in _LOOPBACK_HOSTS
+    if not parts.hostname or parts.scheme not in ("https", "http") or "@" in parts.netloc:
+        raise InvalidInput(f"{field} {url!r} must be an https URL")
+    if parts.scheme == "http" and not loopback:
+        raise InvalidInput(f"{field} {url!r} must use https (http only on localhost)")
+    if parts.fragment or any(ch.isspace() for ch in url):
+        raise InvalidInput(f"{field} {url!r} must be a URL without spaces or a #fragment")
+    return url
+
+
+def check_public_jwks(text: str, field: str = "jwks") -> str:
+    """A JWK Set of public signing keys as compact JSON; InvalidInput for anything else
+    (private or symmetric keys, duplicate kids, more than MAX_CLIENT_KEYS keys)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise InvalidInput(f'{field} must be a JWK Set in JSON: {{"keys": [...]}}') from None
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_CLIENT_KEYS:
+        raise InvalidInput(f'{field} must hold 1-{MAX_CLIENT_KEYS} keys under "keys"')
+    try:
+        imported = KeySet.import_key_set({"keys": keys})
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"{field} holds a key that cannot be read: {exc}") from None
+    for key in imported.keys:
+        if key.key_type == "oct" or key.is_private:
+            raise InvalidInput(f"{field} must hold public keys only (RSA, EC or OKP)")
+    kids = [key.get("kid") for key in keys if isinstance(key, dict) and key.get("kid")]
+    if len(kids) != len(set(kids)):
+        raise InvalidInput(f"{field} has two keys with the same kid")
+    return json.dumps({"keys": keys}, separators=(",", ":"), sort_keys=True)
+
+
+def _check_federated(identity: FederatedIdentity) -> FederatedIdentity:
+    issuer = identity.issuer.strip()
+    if not issuer or len(issuer) > 512:
+        raise InvalidInput("a federated identity needs an issuer (1-512 characters)")
+    for name in ("subject", "audience"):
+        if len(getattr(identity, name)) > 512:
+            raise InvalidInput(f"federated identity {name} must be at most 512 characters")
+    checked = dataclasses.replace(identity, issuer=issuer, jwks=identity.jwks.strip())
+    check_fetch_url(checked.jwks_url, f"federated identity {issuer!r}: jwks")
+    return checked
+
+
+def _check_app_auth(client: OidcClient) -> OidcClient:
+    """The signed-client-authentication fields normalised; InvalidInput naming the bad one."""
+    method = client.auth_method
+    if method not in AUTH_METHODS:
+        raise InvalidInput(
+            f"token_endpoint_auth_method {method!r} must be one of {', '.join(AUTH_METHODS)}"
+        )
+    if client.public != (method == "none"):
+        raise InvalidInput(
+            "token_endpoint_auth_method none is for public clients, and only none is"
+        )
+    jwks = check_public_jwks(client.jwks) if client.jwks.strip() else ""
+    jwks_uri = client.jwks_uri.strip()
+    if jwks_uri:
+        check_fetch_url(jwks_uri, "jwks_uri")
+    if jwks and jwks_uri:
+        raise InvalidInput("give jwks or jwks_uri, not both")
+    identities = tuple(_check_federated(i) for i in client.federated_identities)
+    if len(identities) > MAX_FEDERATED_IDENTITIES:
+        raise InvalidInput(f"at most {MAX_FEDERATED_IDENTITIES} federated identities")
+    if len({i.issuer for i in identities}) != len(identities):
+        raise InvalidInput("two federated identities have the same issuer")
+    if method == "private_key_jwt" and not (jwks or jwks_uri or identities):
+        raise InvalidInput("private_key_jwt needs jwks, jwks_uri or a federated identity")
+    if method != "private_key_jwt" and (jwks or jwks_uri or identities):
+        raise InvalidInput(
+            "jwks, jwks_uri and federated identities are for token_endpoint_auth_method "
+            "private_key_jwt"
+        )
+    return dataclasses.replace(
+        client,
+        token_endpoint_auth_method=method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        federated_identities=identities,
+        secret_sealed=client.secret_sealed if method == "client_secret_jwt" else None,
+    )
+
+
 def validated(client: OidcClient) -> OidcClient:
     """The client with normalised values; InvalidInput naming the first bad field."""
     if not _CLIENT_ID.match(client.client_id):
@@ -207,6 +343,7 @@ def validated(client: OidcClient) -> OidcClient:
     groups = tuple(dict.fromkeys(_check_group(g) for g in client.allowed_groups))
     if client.id_token_alg not in ID_TOKEN_ALGS:
         raise InvalidInput(f"id_token_alg {client.id_token_alg!r} must be RS256 or ES256")
+    client = _check_app_auth(client)
     return dataclasses.replace(
         client,
         name=name,
@@ -224,6 +361,27 @@ def validated(client: OidcClient) -> OidcClient:
 
 
 # declared clients (CONFIG_FILE) -------------------------------------------------------------
+
+
+_APP_AUTH_KEYS = {
+    "require_pushed_authorization_requests",
+    "token_endpoint_auth_method",
+    "jwks",
+    "jwks_uri",
+    "federated_identities",
+}
+
+
+class DeclaredFederatedIdentity(BaseModel):
+    """One trusted issuer under a declared client's `federated_identities` (FederatedIdentity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str
+    subject: str = ""
+    audience: str = ""
+    jwks: str = ""
+    replay_protection: bool = False
 
 
 def _as_list(value: object) -> object:
@@ -251,6 +409,12 @@ class DeclaredClient(BaseModel):
     refresh_token_lifetime: int = 30 * 86400
     refresh_tokens: bool = False
     logo_url: str = ""
+    # pushed authorization requests and signed client authentication (oidc-app-auth)
+    require_pushed_authorization_requests: bool = False
+    token_endpoint_auth_method: str = ""  # default: client_secret_basic, or none when public
+    jwks: dict[str, object] | str = ""  # a JWK Set (YAML mapping or JSON text)
+    jwks_uri: str = ""
+    federated_identities: list[DeclaredFederatedIdentity] = []
 
     _listify = field_validator(
         "redirect_uris", "post_logout_redirect_uris", "allowed_groups", mode="before"
@@ -284,11 +448,33 @@ class DeclaredClient(BaseModel):
                     f"{self.secret_env} (its secret_env) is not set"
                 )
             secret_hash = hash_token(secret)
-        values = self.model_dump(exclude={"secret_env", "secret_hash"})
+        values = self.model_dump(exclude={"secret_env", "secret_hash", *_APP_AUTH_KEYS})
         for key in ("redirect_uris", "post_logout_redirect_uris", "allowed_groups"):
             values[key] = tuple(values[key])
-        client = OidcClient(**values, secret_hash=secret_hash, declared=True, created_at=0.0)
+        client = OidcClient(
+            **values,
+            secret_hash=secret_hash,
+            declared=True,
+            created_at=0.0,
+            **self._app_auth_values(),
+        )
+        if client.auth_method == "client_secret_jwt" and not self.secret_env:
+            raise InvalidInput(
+                "client_secret_jwt needs the secret itself: give secret_env, not secret_hash"
+            )
         return validated(client)
+
+    def _app_auth_values(self) -> dict[str, Any]:
+        jwks = self.jwks if isinstance(self.jwks, str) else json.dumps(self.jwks)
+        return {
+            "require_par": self.require_pushed_authorization_requests,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "jwks": jwks,
+            "jwks_uri": self.jwks_uri,
+            "federated_identities": tuple(
+                FederatedIdentity(**identity.model_dump()) for identity in self.federated_identities
+            ),
+        }
 
 
 def load_declared_clients(path: Path) -> list[DeclaredClient]:

@@ -15,6 +15,7 @@ def endpoints(app_url: str) -> dict[str, str]:
         "introspection_endpoint": f"{app_url}/api/oidc/introspect",
         "revocation_endpoint": f"{app_url}/api/oidc/revoke",
         "jwks_uri": f"{app_url}/.well-known/jwks.json",
+        "pushed_authorization_request_endpoint": f"{app_url}/api/oidc/par",  # oidc-app-auth
     }
 
 

@@ -1181,4 +1181,5 @@ def test_discovery_paths_are_pocket_ids(op: Op) -> None:
         "introspection_endpoint": "/api/oidc/introspect",
         "revocation_endpoint": "/api/oidc/revoke",
         "jwks_uri": "/.well-known/jwks.json",
+        "pushed_authorization_request_endpoint": "/api/oidc/par",
     }
