@@ -3,6 +3,7 @@ rotate the secret), the secret shown exactly once, and the values to paste into 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +22,8 @@ from gateway.admin.console import (
     status_for,
 )
 from gateway.core.errors import InvalidInput, NotFound, PassgateError
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.client_service import AppAuth
+from gateway.oidc.clients import OidcClient, format_federated_identity, parse_federated_identity
 from gateway.oidc.endpoints import discovery_url, endpoints
 from gateway.web.helpers import form_with_csrf, message, services_of
 
@@ -60,6 +62,38 @@ def client_settings(form: dict[str, str], submitted: FormData) -> dict[str, Any]
             form, "refresh_token_lifetime", "Refresh token lifetime"
         ),
         "logo_url": form.get("logo_url", "").strip(),
+        "app_auth": _app_auth(form),
+    }
+
+
+# pushed authorization requests and signed client authentication (oidc-app-auth) -------------
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt")
+
+
+def _app_auth(form: dict[str, str]) -> AppAuth:
+    """PAR and client-authentication settings from the form. InvalidInput for a malformed
+    federated identity line."""
+    lines = [line.strip() for line in form.get("federated_identities", "").splitlines()]
+    public = form.get("public") == "on"
+    return AppAuth(
+        require_par=form.get("require_par") == "on",
+        token_endpoint_auth_method=None if public else form.get("token_endpoint_auth_method"),
+        jwks=form.get("jwks", "").strip(),
+        jwks_uri=form.get("jwks_uri", "").strip(),
+        federated_identities=[parse_federated_identity(line) for line in lines if line],
+    )
+
+
+def _app_auth_form(client: OidcClient) -> dict[str, Any]:
+    return {
+        "require_par": "on" if client.require_par else "",
+        "token_endpoint_auth_method": client.auth_method,
+        "jwks": json.dumps(json.loads(client.jwks), indent=2) if client.jwks else "",
+        "jwks_uri": client.jwks_uri,
+        "federated_identities": "\n".join(
+            format_federated_identity(i) for i in client.federated_identities
+        ),
     }
 
 
@@ -75,6 +109,7 @@ def form_of(client: OidcClient) -> dict[str, Any]:
         "access_token_lifetime": str(client.access_token_lifetime),
         "refresh_token_lifetime": str(client.refresh_token_lifetime),
         "logo_url": client.logo_url,
+        **_app_auth_form(client),
     }
 
 
@@ -91,6 +126,11 @@ NEW_CLIENT = {
     "refresh_token_lifetime": str(30 * 86400),
     "logo_url": "",
     "public": "",
+    "require_par": "",
+    "token_endpoint_auth_method": "client_secret_basic",
+    "jwks": "",
+    "jwks_uri": "",
+    "federated_identities": "",
 }
 
 
@@ -112,6 +152,7 @@ async def _clients_page(
         clients=await admin.list_clients(),
         groups=await admin.list_groups(),
         algorithms=ALGORITHMS,
+        auth_methods=AUTH_METHODS,
         form=form or NEW_CLIENT,
         error=error,
     )
@@ -161,6 +202,7 @@ async def _client_page(
         client=client,
         groups=await services.admin.list_groups(),
         algorithms=ALGORITHMS,
+        auth_methods=AUTH_METHODS,
         form=form or form_of(client),
         discovery_url=discovery_url(app_url),
         endpoints=endpoints(app_url),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from gateway.accounts.users import User
@@ -38,6 +39,12 @@ def print_client(client: OidcClient, app_url: str) -> None:
         "refresh_token_lifetime": f"{client.refresh_token_lifetime}s",
         "refresh_tokens": "always" if client.refresh_tokens else "with offline_access only",
         "logo_url": client.logo_url or "-",
+        # pushed authorization requests and signed client authentication (oidc-app-auth)
+        "require_pushed_authorization_requests": "yes" if client.require_par else "no",
+        "token_endpoint_auth_method": client.auth_method,
+        "jwks": f"{len(json.loads(client.jwks)['keys'])} key(s)" if client.jwks else "-",
+        "jwks_uri": client.jwks_uri or "-",
+        "federated_identities": " ".join(i.issuer for i in client.federated_identities) or "-",
         "discovery_url": discovery_url(app_url),
     }
     shown = ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")

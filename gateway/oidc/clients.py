@@ -284,6 +284,38 @@ def _check_federated(identity: FederatedIdentity) -> FederatedIdentity:
     return checked
 
 
+FEDERATED_KEYS = ("issuer", "subject", "audience", "jwks", "replay_protection")
+
+
+def parse_federated_identity(text: str) -> FederatedIdentity:
+    """`issuer=URL,subject=S,audience=A,jwks=URL,replay_protection=yes` (the CLI's and the
+    console's way of writing one) as a FederatedIdentity; InvalidInput when malformed."""
+    values: dict[str, Any] = {}
+    for part in text.split(","):
+        key, equals, value = (piece.strip() for piece in part.partition("="))
+        if not equals or key not in FEDERATED_KEYS:
+            raise InvalidInput(
+                f"federated identity {text!r}: write key=value pairs with the keys "
+                + ", ".join(FEDERATED_KEYS)
+            )
+        flag = value.lower() in ("1", "yes", "true", "on")
+        values[key] = flag if key == "replay_protection" else value
+    if not values.get("issuer"):
+        raise InvalidInput(f"federated identity {text!r} needs issuer=...")
+    return FederatedIdentity(**values)
+
+
+def format_federated_identity(identity: FederatedIdentity) -> str:
+    """The identity as parse_federated_identity reads it, defaults left out."""
+    parts = [f"issuer={identity.issuer}"]
+    parts += [
+        f"{key}={getattr(identity, key)}" for key in FEDERATED_KEYS[1:4] if getattr(identity, key)
+    ]
+    if identity.replay_protection:
+        parts.append("replay_protection=yes")
+    return ",".join(parts)
+
+
 def _check_app_auth(client: OidcClient) -> OidcClient:
     """The signed-client-authentication fields normalised; InvalidInput naming the bad one."""
     method = client.auth_method

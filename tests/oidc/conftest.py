@@ -1,4 +1,5 @@
-"""Fixtures for the OIDC tests: a real Passgate as identity provider with headless Chromium."""
+"""Fixtures for the OIDC tests: a real Passgate as identity provider with headless Chromium, and
+the provider in-process (`op`) with a user (`alice`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,24 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from gateway.accounts.users import User
+from gateway.services import Services
 from tests.browser import CHROMIUM_FLAGS, DOMAIN
 from tests.conftest import PassgateProcess, free_port, require_binary
+from tests.oidc.in_process import Op
+
+
+@pytest.fixture
+def op(services: Services) -> Iterator[Op]:
+    yield Op(services)
+
+
+@pytest.fixture
+def alice(services: Services) -> User:
+    services.users.create_group("family")
+    return services.users.create_user(
+        "alice", display_name="Alice Liddell", email="alice@example.com", groups=("family",)
+    )
 
 
 @pytest.fixture
