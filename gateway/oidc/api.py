@@ -285,9 +285,9 @@ def _validate_pushed(
     if not sent_id:
         params.append(("client_id", client.client_id))
     validating = PassgateRequest("GET", oauth.uri, oauth.headers, params, [], oauth.client_ip)
-    grant = server.get_authorization_grant(validating)
-    grant.validate_no_multiple_request_parameter(validating)
     try:
+        grant = server.get_authorization_grant(validating)
+        grant.validate_no_multiple_request_parameter(validating)
         redirect_uri = grant.validate_authorization_request()
         _checked_max_age(validating.payload.data)
         checked_response_mode(validating.payload.data, redirect_uri)

@@ -3,7 +3,9 @@ the provider in-process (`op`) with a user (`alice`)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -13,6 +15,17 @@ from gateway.services import Services
 from tests.browser import CHROMIUM_FLAGS, DOMAIN
 from tests.conftest import PassgateProcess, free_port, require_binary
 from tests.oidc.in_process import Op
+from tests.oidc.relying_party import RP_DIR
+
+
+@pytest.fixture(scope="session")
+def openid_client() -> Path:
+    """tests/rp_node with its locked npm dependencies installed (node_modules is not committed)."""
+    npm = require_binary("npm", "apt-get install -y nodejs npm")
+    require_binary("node", "apt-get install -y nodejs")
+    if not (RP_DIR / "node_modules" / "openid-client").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=RP_DIR, check=True, timeout=300)
+    return RP_DIR
 
 
 @pytest.fixture

@@ -6,47 +6,16 @@ introspects, revokes, and meets the refusals for a reused refresh token and a re
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from playwright.sync_api import Browser
 
 from tests.browser import DOMAIN, Gate
-from tests.conftest import PassgateProcess, require_binary
-from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login
+from tests.conftest import PassgateProcess
+from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login, run_rp
 
-RP_DIR = Path(__file__).resolve().parent.parent / "rp_node"
 LOGOUT = f"https://rp.{DOMAIN}/signed-out"
-
-
-@pytest.fixture(scope="session")
-def openid_client() -> Path:
-    """tests/rp_node with its locked npm dependencies installed (node_modules is not committed)."""
-    npm = require_binary("npm", "apt-get install -y nodejs npm")
-    require_binary("node", "apt-get install -y nodejs")
-    if not (RP_DIR / "node_modules" / "openid-client").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=RP_DIR, check=True, timeout=300)
-    return RP_DIR
-
-
-def run_rp(rp_dir: Path, step: str, **settings: str) -> dict[str, Any]:
-    result = subprocess.run(
-        ["node", "rp.mjs", step],
-        cwd=rp_dir,
-        env={**os.environ, **{k.upper(): v for k, v in settings.items()}},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    answer: dict[str, Any] = json.loads(result.stdout)
-    return answer
 
 
 def test_openid_client_signs_in_and_manages_tokens(
