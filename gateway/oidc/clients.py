@@ -464,7 +464,8 @@ class DeclaredClient(BaseModel):
         given = [k for k in ("secret_env", "secret_hash") if getattr(self, k)]
         if self.public and given:
             raise ValueError(f"a public client has no secret: remove {given[0]}")
-        if not self.public and len(given) != 1:
+        keys_only = self.token_endpoint_auth_method == "private_key_jwt" and not given  # noqa: S105 - a method name
+        if not self.public and len(given) != 1 and not keys_only:
             raise ValueError("give exactly one of secret_env or secret_hash, or public: true")
         return self
 

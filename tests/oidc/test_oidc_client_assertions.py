@@ -457,15 +457,15 @@ def test_declared_private_key_jwt_client_reads_its_keys(key: ECKey) -> None:
             "client_id": "ci-deployer",
             "name": "CI deployer",
             "redirect_uris": ["https://ci.example.com/cb"],
-            "secret_hash": "0" * 64,
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks": {"keys": [key.as_dict(private=False)]},
             "require_pushed_authorization_requests": True,
             "federated_identities": [{"issuer": "https://token.actions.githubusercontent.com"}],
         }
     )
-    client = entry.to_client({})
+    client = entry.to_client({})  # no secret_env or secret_hash: it has no secret to send
     assert client.auth_method == "private_key_jwt" and client.require_par
+    assert client.secret_hash is None
     assert json.loads(client.jwks)["keys"][0]["kid"] == "app-key-1"
     assert client.federated_identities[0].jwks_url == (
         "https://token.actions.githubusercontent.com/.well-known/jwks.json"
