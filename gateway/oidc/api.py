@@ -250,8 +250,8 @@ async def par(request: Request) -> Response:
     response = _repeated_parameter(request, oauth)
     if response is not None:
         return response
-    form = [(name, value) for name, value in (await request.form()).multi_items()]
-    pairs = [(name, value) for name, value in form if isinstance(value, str)]
+    # The form only (RFC 9126 2.1: a POST body); repeated parameters were refused above.
+    pairs = list(oauth.form.items())
     try:
         client_id, params = await run_in_threadpool(_validate_pushed, server, oauth, pairs)
     except OAuth2Error as error:
@@ -450,6 +450,12 @@ async def authorize_decision(request: Request) -> Response:
         grant = await run_in_threadpool(server.get_consent_grant, oauth, principal)
     except OAuth2Error as error:
         return await _oauth_error(request, oauth, error, pushed)
+    try:
+        # Checked when the consent page was made; again, as the query is the browser's.
+        checked_response_mode(oauth.payload.data, grant.redirect_uri)
+        _check_pushed(grant.client.client, pushed)
+    except OAuth2Error as error:
+        return await _send_back(request, oauth, grant, error, pushed)
     client = grant.client.client
     if not _allowed(client, user):
         return page(request, "not_allowed.html", 403, client=client, user=user)

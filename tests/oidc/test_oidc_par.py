@@ -8,7 +8,9 @@ PrivateKeyJwt, through Chromium with a passkey sign-in against a real Passgate p
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,25 @@ def test_pushed_request_survives_the_sign_in_it_forces(op: Op, alice: User) -> N
     op.sign_in(alice)
     response = authorize_pushed(op, rp.client_id, uri)
     assert "code" in redirect_query(response, CALLBACK)
+
+
+def test_consent_page_carries_the_request_uri_and_answers_once(op: Op, alice: User) -> None:
+    rp = op.client()
+    op.sign_in(alice)
+    flow = op.flow(rp)
+    uri = request_uri(op, flow)
+    page = authorize_pushed(op, rp.client_id, uri)
+    assert page.status_code == 200 and "Allow Memos?" in page.text
+    action = re.search(r'action="([^"]+)"', page.text)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert action is not None and token is not None
+    target = html.unescape(action.group(1))
+    assert "request_uri=" in target and "code_challenge" not in target
+    form = {"csrf_token": token.group(1), "decision": "allow"}
+    allowed = op.browser.post(target, data=form, headers={"Origin": APP})
+    assert redirect_query(allowed, CALLBACK)["state"] == flow.state
+    again = op.browser.post(target, data=form, headers={"Origin": APP})
+    assert again.status_code == 400 and "location" not in again.headers
 
 
 def test_pushes_are_counted(ready: tuple[Op, Rp]) -> None:
