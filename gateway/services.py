@@ -93,10 +93,10 @@ def build_services(settings: Settings) -> Services:
     geo = GeoIP.open(settings.maxmind_db_path) if settings.maxmind_db_path else None
     db = open_database(settings)
     audit = AuditLog(db, geo, settings.audit_log_retention_days)
-    clients = ClientService(db)
+    box = SecretBox(load_or_create_master_key(settings.encryption_key, settings.data_dir))
+    clients = ClientService(db, box)
     if settings.config_file is not None:
         clients.sync_declared(load_declared_clients(settings.config_file))
-    box = SecretBox(load_or_create_master_key(settings.encryption_key, settings.data_dir))
     keys = SigningKeys(db, box)
     keys.ensure()
     oauth = OAuthStore(db)
@@ -151,6 +151,7 @@ def build_services(settings: Settings) -> Services:
             keys,
             custom_claims,
             audit,
+            ephemeral,
             devices=DeviceCodes(db),  # machine and TV grants
         ),
         audit=audit,

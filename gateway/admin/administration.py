@@ -26,7 +26,7 @@ from gateway.forward_auth.rules import RulesStore
 from gateway.http.forwarded import ForwardedInvalid, RequestAmbiguous, request_from_url
 from gateway.http.request_facts import RequestFacts
 from gateway.http.request_target import EncodedSlashes
-from gateway.oidc.client_service import ClientService
+from gateway.oidc.client_service import AppAuth, ClientService
 from gateway.oidc.clients import OidcClient
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.tokens import OAuthStore
@@ -59,6 +59,7 @@ class ClientSettings(TypedDict, total=False):
     access_token_format: str
     allowed_resources: Sequence[str]
     dpop_bound_access_tokens: bool
+    app_auth: AppAuth  # PAR and signed client authentication (oidc-app-auth)
 
 
 class ClientChanges(ClientSettings, total=False):

@@ -4,15 +4,18 @@ secret (User, Group, ApiKey, SessionRecord, AuditEvent, AccessCheck) are returne
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gateway.admin.administration import ClientChanges, ClientSettings
 from gateway.admin.api_keys import ApiKey
 from gateway.audit.log import AuditEvent, AuditFilters
-from gateway.oidc.clients import OidcClient, OptInGrant
+from gateway.oidc.client_service import AppAuth
+from gateway.oidc.clients import FederatedIdentity, OidcClient, OptInGrant
 from gateway.passkeys.credentials import Passkey
 
 
@@ -75,6 +78,28 @@ class ClaimValue(Body):
     value: Text = Field(max_length=1000)
 
 
+class FederatedIdentityModel(Body):
+    """A trusted issuer whose JWTs authenticate a client (Pocket-ID's federated client
+    credentials), sent as client_assertion."""
+
+    issuer: Text = Field(description="The token's iss, exactly.")
+    subject: Text = Field("", description="The token's sub; default: the client_id.")
+    audience: Text = Field("", description="The token's aud; default: Passgate's issuer URL.")
+    jwks: Text = Field(
+        "", description="The issuer's JWKS URL; default: <issuer>/.well-known/jwks.json."
+    )
+    replay_protection: bool = Field(False, description="Each token's jti is accepted once.")
+
+
+_APP_AUTH_FIELDS = {
+    "require_pushed_authorization_requests",
+    "token_endpoint_auth_method",
+    "jwks",
+    "jwks_uri",
+    "federated_identities",
+}
+
+
 class ClientFields(Body):
     post_logout_redirect_uris: list[Text] | None = None
     allowed_groups: list[Text] | None = Field(None, description="Empty: every user may sign in.")
@@ -108,10 +133,50 @@ class ClientFields(Body):
     dpop_bound_access_tokens: bool | None = Field(
         None, description="Require a DPoP proof (RFC 9449) with every token request."
     )
+    # pushed authorization requests and signed client authentication (oidc-app-auth)
+    require_pushed_authorization_requests: bool | None = Field(
+        None, description="Accept /authorize only with a request_uri from the PAR endpoint."
+    )
+    token_endpoint_auth_method: (
+        Literal["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"]
+        | None
+    ) = Field(
+        None,
+        description="How the client authenticates at the token endpoints (public clients: "
+        "none). client_secret_basic and client_secret_post accept each other.",
+    )
+    jwks: dict[str, Any] | None = Field(
+        None, description="private_key_jwt: the client's public keys as a JWK Set; {} clears."
+    )
+    jwks_uri: Text | None = Field(
+        None, description="private_key_jwt: an https URL to fetch the JWK Set from; '' clears."
+    )
+    federated_identities: list[FederatedIdentityModel] | None = Field(
+        None,
+        description="private_key_jwt without keys of its own: trusted issuers whose tokens "
+        "authenticate the client (replaces the list).",
+    )
 
     def settings(self) -> ClientSettings:
-        chosen = self.model_dump(exclude_none=True, exclude={"name", "redirect_uris", "public"})
-        return cast(ClientSettings, chosen)
+        chosen = self.model_dump(
+            exclude_none=True, exclude={"name", "redirect_uris", "public", *_APP_AUTH_FIELDS}
+        )
+        settings = cast(ClientSettings, chosen)
+        if any(getattr(self, name) is not None for name in _APP_AUTH_FIELDS):
+            settings["app_auth"] = self.app_auth()
+        return settings
+
+    def app_auth(self) -> AppAuth:
+        identities = self.federated_identities
+        return AppAuth(
+            require_par=self.require_pushed_authorization_requests,
+            token_endpoint_auth_method=self.token_endpoint_auth_method,
+            jwks=None if self.jwks is None else json.dumps(self.jwks) if self.jwks else "",
+            jwks_uri=self.jwks_uri,
+            federated_identities=None
+            if identities is None
+            else [FederatedIdentity(**identity.model_dump()) for identity in identities],
+        )
 
 
 class ClientCreate(ClientFields):
@@ -229,6 +294,12 @@ class ClientOut(BaseModel):
     declared: bool = Field(description="Declared in CONFIG_FILE: read-only here.")
     created_at: float
     discovery_url: str
+    # pushed authorization requests and signed client authentication (oidc-app-auth)
+    require_pushed_authorization_requests: bool = False
+    token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 - a method name
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str = ""
+    federated_identities: list[FederatedIdentityModel] = []
 
     @classmethod
     def of(cls, client: OidcClient, app_url: str) -> ClientOut:
@@ -254,6 +325,13 @@ class ClientOut(BaseModel):
             declared=client.declared,
             created_at=client.created_at,
             discovery_url=f"{app_url}/.well-known/openid-configuration",
+            require_pushed_authorization_requests=client.require_par,
+            token_endpoint_auth_method=client.auth_method,
+            jwks=json.loads(client.jwks) if client.jwks else None,
+            jwks_uri=client.jwks_uri,
+            federated_identities=[
+                FederatedIdentityModel(**dataclasses.asdict(i)) for i in client.federated_identities
+            ],
         )
 
 

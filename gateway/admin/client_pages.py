@@ -3,6 +3,7 @@ rotate the secret), the secret shown exactly once, and the values to paste into 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +22,8 @@ from gateway.admin.console import (
     status_for,
 )
 from gateway.core.errors import InvalidInput, NotFound, PassgateError
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.client_service import AppAuth
+from gateway.oidc.clients import OidcClient, format_federated_identity, parse_federated_identity
 from gateway.oidc.endpoints import discovery_url, endpoints
 from gateway.web.helpers import form_with_csrf, message, services_of
 
@@ -67,6 +69,38 @@ def client_settings(form: dict[str, str], submitted: FormData) -> dict[str, Any]
         .split(),
         "access_token_format": form.get("access_token_format", "opaque"),
         "allowed_resources": _lines(form.get("allowed_resources", "")),
+        "app_auth": _app_auth(form),
+    }
+
+
+# pushed authorization requests and signed client authentication (oidc-app-auth) -------------
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt")
+
+
+def _app_auth(form: dict[str, str]) -> AppAuth:
+    """PAR and client-authentication settings from the form. InvalidInput for a malformed
+    federated identity line."""
+    lines = [line.strip() for line in form.get("federated_identities", "").splitlines()]
+    public = form.get("public") == "on"
+    return AppAuth(
+        require_par=form.get("require_par") == "on",
+        token_endpoint_auth_method=None if public else form.get("token_endpoint_auth_method"),
+        jwks=form.get("jwks", "").strip(),
+        jwks_uri=form.get("jwks_uri", "").strip(),
+        federated_identities=[parse_federated_identity(line) for line in lines if line],
+    )
+
+
+def _app_auth_form(client: OidcClient) -> dict[str, Any]:
+    return {
+        "require_par": "on" if client.require_par else "",
+        "token_endpoint_auth_method": client.auth_method,
+        "jwks": json.dumps(json.loads(client.jwks), indent=2) if client.jwks else "",
+        "jwks_uri": client.jwks_uri,
+        "federated_identities": "\n".join(
+            format_federated_identity(i) for i in client.federated_identities
+        ),
     }
 
 
@@ -87,6 +121,7 @@ def form_of(client: OidcClient) -> dict[str, Any]:
         "client_credentials_scopes": " ".join(client.client_credentials_scopes),
         "access_token_format": client.access_token_format,
         "allowed_resources": "\n".join(client.allowed_resources),
+        **_app_auth_form(client),
     }
 
 
@@ -109,6 +144,11 @@ NEW_CLIENT = {
     "access_token_format": "opaque",
     "allowed_resources": "",
     "dpop_bound_access_tokens": "",
+    "require_par": "",
+    "token_endpoint_auth_method": "client_secret_basic",
+    "jwks": "",
+    "jwks_uri": "",
+    "federated_identities": "",
 }
 
 
@@ -132,6 +172,7 @@ async def _clients_page(
         clients=await admin.list_clients(),
         groups=await admin.list_groups(),
         algorithms=ALGORITHMS,
+        auth_methods=AUTH_METHODS,
         form=form or NEW_CLIENT,
         error=error,
     )
@@ -181,6 +222,7 @@ async def _client_page(
         client=client,
         groups=await services.admin.list_groups(),
         algorithms=ALGORITHMS,
+        auth_methods=AUTH_METHODS,
         form=form or form_of(client),
         discovery_url=discovery_url(app_url),
         endpoints=endpoints(app_url),

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from gateway.admin.administration import ClientChanges, ClientSettings
 from gateway.audit.log import CLI
 from gateway.cli.output import print_client, print_client_line, print_secret
 from gateway.cli.running import with_services
+from gateway.core.errors import InvalidInput
+from gateway.oidc.client_service import AppAuth
+from gateway.oidc.clients import parse_federated_identity
 from gateway.services import Services
 
 if TYPE_CHECKING:
@@ -51,7 +55,69 @@ def _client_settings(args: argparse.Namespace) -> ClientSettings:
     for key in lists:
         if key in changes:  # `--group ''` clears the list
             changes[key] = [value for value in changes[key] if value]
+    app_auth = _app_auth(args)
+    if app_auth != AppAuth():
+        changes["app_auth"] = app_auth
     return cast(ClientSettings, changes)
+
+
+# pushed authorization requests and signed client authentication (oidc-app-auth) -------------
+
+
+def _app_auth(args: argparse.Namespace) -> AppAuth:
+    """The PAR and client-authentication flags; InvalidInput for an unreadable JWKS file or a
+    malformed --federated-identity."""
+    jwks = None
+    if args.jwks_file is not None:
+        try:
+            jwks = Path(args.jwks_file).read_text(encoding="utf-8") if args.jwks_file else ""
+        except OSError as exc:
+            raise InvalidInput(f"--jwks-file {args.jwks_file}: {exc.strerror}") from None
+    identities = None
+    if args.federated_identities is not None:
+        identities = [parse_federated_identity(text) for text in args.federated_identities if text]
+    return AppAuth(
+        require_par=args.require_par,
+        token_endpoint_auth_method=args.auth_method,
+        jwks=jwks,
+        jwks_uri=args.jwks_uri,
+        federated_identities=identities,
+    )
+
+
+def _add_app_auth_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--require-par",
+        action=argparse.BooleanOptionalAction,
+        help="accept /authorize only with a pushed request's request_uri (default: no)",
+    )
+    parser.add_argument(
+        "--auth-method",
+        choices=(
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+            "private_key_jwt",
+        ),
+        help="how the client authenticates at the token endpoints (default: "
+        "client_secret_basic, which also accepts client_secret_post)",
+    )
+    parser.add_argument(
+        "--jwks-file",
+        metavar="PATH",
+        help="private_key_jwt: the client's public JWK Set ('' clears)",
+    )
+    parser.add_argument(
+        "--jwks-uri", metavar="URL", help="private_key_jwt: fetch the JWK Set here ('' clears)"
+    )
+    parser.add_argument(
+        "--federated-identity",
+        dest="federated_identities",
+        action="append",
+        metavar="issuer=URL[,subject=..][,audience=..][,jwks=URL][,replay_protection=yes]",
+        help="private_key_jwt: a trusted issuer whose tokens authenticate the client "
+        "(repeatable; replaces the list; '' clears)",
+    )
 
 
 @with_services
@@ -157,6 +223,7 @@ def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
         action=argparse.BooleanOptionalAction,
         help="require DPoP proofs: sender-constrained tokens (default: no)",
     )
+    _add_app_auth_options(parser)
 
 
 @with_services

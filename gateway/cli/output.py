@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from gateway.accounts.users import User
@@ -44,6 +45,12 @@ def print_client(client: OidcClient, app_url: str) -> None:
         "access_token_format": client.access_token_format,
         "allowed_resources": " ".join(client.allowed_resources) or "-",
         "dpop_bound_access_tokens": "yes" if client.dpop_bound_access_tokens else "no",
+        # pushed authorization requests and signed client authentication (oidc-app-auth)
+        "require_pushed_authorization_requests": "yes" if client.require_par else "no",
+        "token_endpoint_auth_method": client.auth_method,
+        "jwks": f"{len(json.loads(client.jwks)['keys'])} key(s)" if client.jwks else "-",
+        "jwks_uri": client.jwks_uri or "-",
+        "federated_identities": " ".join(i.issuer for i in client.federated_identities) or "-",
         "discovery_url": discovery_url(app_url),
     }
     shown = ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")

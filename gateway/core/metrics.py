@@ -88,6 +88,17 @@ OIDC_ERRORS = Counter(
     "OIDC requests refused, by endpoint and OAuth error code.",
     ["endpoint", "error"],
 )
+# OIDC client authentication and pushed authorization requests (oidc-app-auth)
+CLIENT_AUTHENTICATIONS = Counter(
+    "passgate_oidc_client_authentications",
+    "Client authentications at the OIDC token endpoints, by method and result.",
+    ["method", "result"],
+)
+PUSHED_REQUESTS = Counter(
+    "passgate_oidc_pushed_requests",
+    "Pushed authorization requests (RFC 9126), by result (accepted, refused, used, invalid).",
+    ["result"],
+)
 SESSION_STORE_ERRORS = Counter(
     "passgate_session_store_errors",
     "Failed calls to the session store (Redis or the database).",
@@ -119,6 +130,15 @@ def device_authorization(result: str) -> None:
 
 def oidc_error(endpoint: str, error: str) -> None:
     OIDC_ERRORS.labels(endpoint, error).inc()
+
+
+def client_authentication(method: str, success: bool) -> None:
+    """Count a client authentication (`method` as the request tried it)."""
+    CLIENT_AUTHENTICATIONS.labels(method, "success" if success else "failure").inc()
+
+
+def pushed_request(result: str) -> None:
+    PUSHED_REQUESTS.labels(result).inc()
 
 
 def session_store_error(store: str) -> None:

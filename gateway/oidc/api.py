@@ -6,9 +6,11 @@ protocol itself is authlib's (gateway.oidc.server); this module turns HTTP into 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +36,7 @@ from gateway.audit.log import Actor
 from gateway.core import metrics
 from gateway.core.crypto import tokens_equal
 from gateway.oidc.claims import amr_for
+from gateway.oidc.client_auth import ASYMMETRIC_ALGS, HMAC_ALGS
 from gateway.oidc.clients import OidcClient
 from gateway.oidc.dpop import (
     ALGORITHMS as DPOP_ALGORITHMS,
@@ -46,7 +49,15 @@ from gateway.oidc.dpop import (
     verify_proof,
 )
 from gateway.oidc.endpoints import endpoints
+from gateway.oidc.pushed_requests import URN_PREFIX, InvalidRequestUri, PushedRequest
+from gateway.oidc.response_modes import (
+    RESPONSE_MODES,
+    checked_response_mode,
+    deliver,
+    lenient_response_mode,
+)
 from gateway.oidc.server import (
+    CONFIDENTIAL_AUTH,
     SCOPES,
     InvalidDpopProofError,
     OidcServer,
@@ -77,6 +88,7 @@ SCOPE_TEXT = {
     "offline_access": "Stay signed in when you are away (refresh tokens)",
 }
 FRESH_SIGN_IN = 60  # seconds: how long a sign-in forced by prompt=login or max_age counts as fresh
+SIGNING_ALGS = [*ASYMMETRIC_ALGS, *HMAC_ALGS]  # for private_key_jwt and client_secret_jwt
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, DPoP",
@@ -113,7 +125,7 @@ def discovery(request: Request) -> Response:
         **endpoints(base),
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": [
             "authorization_code",
             "refresh_token",
@@ -123,20 +135,14 @@ def discovery(request: Request) -> Response:
         ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-        "token_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        "revocation_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
+        "token_endpoint_auth_methods_supported": [*CONFIDENTIAL_AUTH, "none"],
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH,
+        "revocation_endpoint_auth_methods_supported": [*CONFIDENTIAL_AUTH, "none"],
+        # signed client authentication and PAR (oidc-app-auth)
+        "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "require_pushed_authorization_requests": False,  # per client instead
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "sub",
@@ -180,22 +186,143 @@ def _error_page(request: Request, error: OAuth2Error) -> Response:
     return message(request, "This app's sign-in request is invalid", description, 400, "/account")
 
 
-def _oauth_error(request: Request, oauth: PassgateRequest, error: OAuth2Error) -> Response:
+async def _oauth_error(
+    request: Request, oauth: PassgateRequest, error: OAuth2Error, par: Pushed | None = None
+) -> Response:
     """Redirect the error to the app only once client and redirect URI are known good."""
     if error.redirect_uri:
-        response: Response = server_of(request).handle_error_response(oauth, error)
-        return response
+        server = server_of(request)
+        return await _to_app(
+            request, oauth, error.redirect_uri, par, server.handle_error_response, oauth, error
+        )
     return _error_page(request, error)
 
 
-def _send_back(
-    request: Request, oauth: PassgateRequest, grant: Any, error: OAuth2Error
+async def _send_back(
+    request: Request,
+    oauth: PassgateRequest,
+    grant: Any,
+    error: OAuth2Error,
+    par: Pushed | None = None,
 ) -> Response:
     """An error for the app at its (already validated) redirect URI, with its state."""
     error.redirect_uri = grant.redirect_uri
     error.state = oauth.payload.state
-    response: Response = server_of(request).handle_error_response(oauth, error)
-    return response
+    server = server_of(request)
+    return await _to_app(
+        request, oauth, grant.redirect_uri, par, server.handle_error_response, oauth, error
+    )
+
+
+# pushed authorization requests and response modes (oidc-app-auth) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """The pushed request an /authorize call names by its request_uri."""
+
+    request_uri: str
+    request: PushedRequest
+
+
+async def _pushed(request: Request, oauth: PassgateRequest) -> Pushed | None:
+    """The pushed request named by the query's request_uri (RFC 9126 4), now the request's
+    parameters (whatever else the query says is ignored, client_id must match); None when the
+    request was not pushed. Raises InvalidRequestUri, or InvalidRequestError without client_id."""
+    request_uri = request.query_params.get("request_uri") or ""
+    if not request_uri.startswith(URN_PREFIX):
+        return None
+    client_id = request.query_params.get("client_id")
+    if not client_id:
+        raise InvalidRequestError("client_id is required beside request_uri")
+    pushed = await server_of(request).pushed.read(request_uri, client_id)
+    oauth.payload = type(oauth.payload)(pushed.params)
+    return Pushed(request_uri, pushed)
+
+
+async def _to_app(
+    request: Request,
+    oauth: PassgateRequest,
+    redirect_uri: str,
+    par: Pushed | None,
+    answer: Callable[..., Any],
+    *args: Any,
+) -> Response:
+    """The app's answer (`answer(*args)`, one of authlib's) in the request's response mode,
+    after taking its pushed request, which answers once (a second use meets an error page)."""
+    if par is not None:
+        try:
+            await server_of(request).pushed.take(par.request_uri, par.request.client_id)
+        except InvalidRequestUri as error:
+            metrics.pushed_request("invalid")
+            return _error_page(request, error)
+        metrics.pushed_request("used")
+    response: Response = await run_in_threadpool(answer, *args)
+    return deliver(response, lenient_response_mode(oauth.payload.data, redirect_uri), redirect_uri)
+
+
+def _check_pushed(client: OidcClient, par: Pushed | None) -> None:
+    """InvalidRequestError for a client that must push its requests and did not."""
+    if client.require_par and par is None:
+        raise InvalidRequestError(
+            "this client must push its authorization request to the "
+            "pushed_authorization_request_endpoint and send the request_uri"
+        )
+
+
+async def par(request: Request) -> Response:
+    """POST /api/oidc/par (RFC 9126): authenticate the client, validate the whole
+    authorization request, keep it; answer 201 with its request_uri."""
+    server = server_of(request)
+    oauth = await oauth_request(request)
+    response = _repeated_parameter(request, oauth)
+    if response is not None:
+        return response
+    # The form only (RFC 9126 2.1: a POST body); repeated parameters were refused above.
+    pairs = list(oauth.form.items())
+    try:
+        client_id, params = await run_in_threadpool(_validate_pushed, server, oauth, pairs)
+    except OAuth2Error as error:
+        metrics.pushed_request("refused")
+        refused: Response = server.handle_error_response(oauth, error)
+        refused.headers.update(CORS)
+        return refused
+    request_uri, lifetime = await server.pushed.push(client_id, params)
+    metrics.pushed_request("accepted")
+    body = {"request_uri": request_uri, "expires_in": lifetime}
+    return JSONResponse(body, 201, headers={**CORS, "Cache-Control": "no-store"})
+
+
+def _validate_pushed(
+    server: OidcServer, oauth: PassgateRequest, form: list[tuple[str, str]]
+) -> tuple[str, list[tuple[str, str]]]:
+    """The authenticated client and the request's parameters (the posted form, credentials
+    left out), after the checks /authorize makes before it shows a page (RFC 9126 2.1).
+    Raises OAuth2Error; errors are answered in JSON, never redirected."""
+    if "request_uri" in oauth.form:
+        raise InvalidRequestError("request_uri cannot be pushed")
+    client = server.authenticate_client(oauth, [*CONFIDENTIAL_AUTH, "none"], "par")
+    sent_id = oauth.form.get("client_id")
+    if sent_id and sent_id != client.client_id:
+        raise InvalidRequestError("client_id is not the authenticated client")
+    params = [
+        (name, value)
+        for name, value in form
+        if name not in ("client_secret", "client_assertion", "client_assertion_type")
+    ]
+    if not sent_id:
+        params.append(("client_id", client.client_id))
+    validating = PassgateRequest("GET", oauth.uri, oauth.headers, params, [], oauth.client_ip)
+    try:
+        grant = server.get_authorization_grant(validating)
+        grant.validate_no_multiple_request_parameter(validating)
+        redirect_uri = grant.validate_authorization_request()
+        _checked_max_age(validating.payload.data)
+        checked_response_mode(validating.payload.data, redirect_uri)
+    except OAuth2Error as error:
+        error.redirect_uri = None  # RFC 9126 2.3: the error goes back in the response
+        raise
+    return client.client_id, params
 
 
 def _checked_max_age(params: Mapping[str, str]) -> int | None:
@@ -248,6 +375,12 @@ async def authorize(request: Request) -> Response:
     services = services_of(request)
     server = server_of(request)
     oauth = await oauth_request(request)
+    try:
+        pushed = await _pushed(request, oauth)
+    except OAuth2Error as error:
+        metrics.pushed_request("invalid")
+        return _error_page(request, error)
+    params = oauth.payload.data  # the pushed request's, when there is one
     found = await signed_in(request)
     principal = None
     if found is not None:
@@ -259,13 +392,15 @@ async def authorize(request: Request) -> Response:
         # login_required for prompt=none without a session.
         grant = await run_in_threadpool(server.get_consent_grant, oauth, principal)
     except OAuth2Error as error:
-        return _oauth_error(request, oauth, error)
+        return await _oauth_error(request, oauth, error, pushed)
     try:
-        max_age = _checked_max_age(request.query_params)
+        max_age = _checked_max_age(params)
+        checked_response_mode(params, grant.redirect_uri)
+        _check_pushed(grant.client.client, pushed)
     except OAuth2Error as error:
-        return _send_back(request, oauth, grant, error)
+        return await _send_back(request, oauth, grant, error, pushed)
     query = list(request.query_params.multi_items())
-    prompts = set((request.query_params.get("prompt") or "").split())
+    prompts = set((params.get("prompt") or "").split())
     silent = "none" in prompts  # no page may be shown: every question becomes an error
     stale = (
         principal is not None
@@ -274,8 +409,13 @@ async def authorize(request: Request) -> Response:
     )
     if principal is None or stale or "login" in prompts:
         if silent:
-            return _send_back(request, oauth, grant, LoginRequiredError())
-        if "login" in prompts or max_age is not None:
+            return await _send_back(request, oauth, grant, LoginRequiredError(), pushed)
+        if ("login" in prompts or max_age is not None) and pushed is not None:
+            # The pushed request is the one to change: the query only names it.
+            fresh = _after_fresh_sign_in(pushed.request.params, max_age)
+            renewed = dataclasses.replace(pushed.request, params=fresh)
+            await server.pushed.replace(pushed.request_uri, renewed)
+        elif "login" in prompts or max_age is not None:
             query = _after_fresh_sign_in(query, max_age)
         return _to_login(request, query)
     client = grant.client.client
@@ -284,7 +424,7 @@ async def authorize(request: Request) -> Response:
             "user %s is not in the groups allowed for %s", principal.user.username, client.client_id
         )
         if silent:
-            return _send_back(request, oauth, grant, AccessDeniedError())
+            return await _send_back(request, oauth, grant, AccessDeniedError(), pushed)
         return page(request, "not_allowed.html", 403, client=client, user=principal.user)
     wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
     granted = await run_in_threadpool(
@@ -292,7 +432,7 @@ async def authorize(request: Request) -> Response:
     )
     if "consent" in prompts or not wanted <= granted:
         if silent:
-            return _send_back(request, oauth, grant, ConsentRequiredError())
+            return await _send_back(request, oauth, grant, ConsentRequiredError(), pushed)
         return page(
             request,
             "consent.html",
@@ -301,10 +441,16 @@ async def authorize(request: Request) -> Response:
             query=query,
             user=principal.user,
         )
-    response: Response = await run_in_threadpool(
-        server.create_authorization_response, oauth, principal, grant
+    return await _to_app(
+        request,
+        oauth,
+        grant.redirect_uri,
+        pushed,
+        server.create_authorization_response,
+        oauth,
+        principal,
+        grant,
     )
-    return response
 
 
 async def authorize_decision(request: Request) -> Response:
@@ -319,14 +465,25 @@ async def authorize_decision(request: Request) -> Response:
     if user is None:
         return _to_login(request, query)
     principal = Principal(user, found[0].created_at, amr_for(found[0].method))
-    # The authorization parameters travel in the query string, exactly as the app sent them.
+    # The authorization parameters travel in the query string, exactly as the app sent them
+    # (or pushed them: then the query names the pushed request).
     oauth = await oauth_request(request)
     oauth.payload = type(oauth.payload)(query)
     server = server_of(request)
     try:
+        pushed = await _pushed(request, oauth)
+    except OAuth2Error as error:
+        return _error_page(request, error)
+    try:
         grant = await run_in_threadpool(server.get_consent_grant, oauth, principal)
     except OAuth2Error as error:
-        return _oauth_error(request, oauth, error)
+        return await _oauth_error(request, oauth, error, pushed)
+    try:
+        # Checked when the consent page was made; again, as the query is the browser's.
+        checked_response_mode(oauth.payload.data, grant.redirect_uri)
+        _check_pushed(grant.client.client, pushed)
+    except OAuth2Error as error:
+        return await _send_back(request, oauth, grant, error, pushed)
     client = grant.client.client
     if not _allowed(client, user):
         return page(request, "not_allowed.html", 403, client=client, user=user)
@@ -345,16 +502,18 @@ async def authorize_decision(request: Request) -> Response:
             "scope": " ".join(sorted(wanted)),
         },
     )
-    if not allowed:
-        denied: Response = await run_in_threadpool(
-            server.create_authorization_response, oauth, None, grant
-        )
-        return denied
-    await run_in_threadpool(services.oauth.grant_consent, user.id, client.client_id, wanted)
-    response: Response = await run_in_threadpool(
-        server.create_authorization_response, oauth, principal, grant
+    if allowed:
+        await run_in_threadpool(services.oauth.grant_consent, user.id, client.client_id, wanted)
+    return await _to_app(
+        request,
+        oauth,
+        grant.redirect_uri,
+        pushed,
+        server.create_authorization_response,
+        oauth,
+        principal if allowed else None,
+        grant,
     )
-    return response
 
 
 def _repeated_parameter(request: Request, oauth: PassgateRequest) -> Response | None:
@@ -615,6 +774,7 @@ routes = [
     Route("/authorize", authorize, methods=["GET"]),
     Route("/authorize", authorize_decision, methods=["POST"]),
     Route("/api/oidc/token", token, methods=["POST"]),
+    Route("/api/oidc/par", par, methods=["POST"]),
     Route("/api/oidc/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/api/oidc/introspect", introspect, methods=["POST"]),
     Route("/api/oidc/device/authorize", device_authorize, methods=["POST"]),
@@ -623,6 +783,6 @@ routes = [
     Route("/api/oidc/end-session/confirm", end_session_confirm, methods=["POST"]),
     *(
         Route(path, preflight, methods=["OPTIONS"])
-        for path in ("/api/oidc/token", "/api/oidc/userinfo", "/api/oidc/revoke")
+        for path in ("/api/oidc/token", "/api/oidc/userinfo", "/api/oidc/revoke", "/api/oidc/par")
     ),
 ]

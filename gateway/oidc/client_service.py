@@ -10,13 +10,15 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from gateway.core.crypto import hash_token, tokens_equal
+from gateway.core.crypto import SecretBox, hash_token, tokens_equal
 from gateway.core.errors import Conflict, InvalidInput, NotFound
 from gateway.oidc.clients import (
     ClientsConfigError,
     DeclaredClient,
+    FederatedIdentity,
     OidcClient,
     ReadOnlyClient,
     uri_matches,
@@ -31,7 +33,9 @@ _COLUMNS = (
     # machine and TV grants
     "grant_types, client_credentials_scopes, "
     # access tokens: format, resource indicators, DPoP
-    "access_token_format, allowed_resources, dpop_bound_access_tokens"
+    "access_token_format, allowed_resources, dpop_bound_access_tokens, "
+    # pushed authorization requests and signed client authentication (oidc-app-auth)
+    "require_par, token_endpoint_auth_method, jwks, jwks_uri, federated_identities, secret_sealed"
 )
 _SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order (see _row)
     "name",
@@ -54,14 +58,23 @@ _SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order (s
     "access_token_format",
     "allowed_resources",
     "dpop_bound_access_tokens",
+    # oidc-app-auth
+    "require_par",
+    "token_endpoint_auth_method",
+    "jwks",
+    "jwks_uri",
+    "federated_identities",
+    "secret_sealed",
 )
+_COLUMN_NAMES = tuple(name.strip() for name in _COLUMNS.split(","))
 
 
 class ClientService:
     """Create, read, change and remove OIDC clients; check their secrets and redirect URIs."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, box: SecretBox | None = None) -> None:
         self._db = db
+        self._box = box  # seals the secrets of client_secret_jwt clients
 
     def create(
         self,
@@ -84,6 +97,7 @@ class ClientService:
         access_token_format: str = "opaque",  # noqa: S107 - a format name, not a secret
         allowed_resources: Sequence[str] = (),
         dpop_bound_access_tokens: bool = False,
+        app_auth: AppAuth | None = None,
     ) -> tuple[OidcClient, str | None]:
         """Create a client; return it and its clear secret (None for public clients), which is
         not stored and cannot be shown again. InvalidInput for bad values, Conflict for a taken
@@ -112,8 +126,10 @@ class ClientService:
                 access_token_format=access_token_format,
                 allowed_resources=tuple(allowed_resources),
                 dpop_bound_access_tokens=dpop_bound_access_tokens,
+                **(app_auth or AppAuth()).values(),
             )
         )
+        client = self._sealed(client, secret)
         taken = Conflict(f"a client with id {client.client_id!r} already exists")
         try:
             with self._db.transaction() as tx:
@@ -168,6 +184,7 @@ class ClientService:
         access_token_format: str | None = None,
         allowed_resources: Sequence[str] | None = None,
         dpop_bound_access_tokens: bool | None = None,
+        app_auth: AppAuth | None = None,
     ) -> OidcClient:
         """Change the given settings (None keeps a value). NotFound, ReadOnlyClient for a
         declared client, InvalidInput for bad values or for switching public/confidential."""
@@ -197,7 +214,12 @@ class ClientService:
             "access_token_format": access_token_format,
             "allowed_resources": None if allowed_resources is None else tuple(allowed_resources),
             "dpop_bound_access_tokens": dpop_bound_access_tokens,
+            **(app_auth.values() if app_auth is not None else {}),
         }
+        if changes.get("token_endpoint_auth_method", "private_key_jwt") != "private_key_jwt":
+            # Keys belong to private_key_jwt: leaving it drops them unless given again.
+            for key, empty in (("jwks", ""), ("jwks_uri", ""), ("federated_identities", ())):
+                changes.setdefault(key, empty)
         updated = validated(
             dataclasses.replace(client, **{k: v for k, v in changes.items() if v is not None})
         )
@@ -218,11 +240,31 @@ class ClientService:
         if client.public:
             raise InvalidInput(f"client {client_id!r} is public: it has no secret")
         secret = secrets.token_urlsafe(32)
+        sealed = self._sealed(client, secret).secret_sealed
         self._db.execute(
-            "UPDATE oidc_clients SET secret_hash = ? WHERE client_id = ?",
-            (hash_token(secret), client_id),
+            "UPDATE oidc_clients SET secret_hash = ?, secret_sealed = ? WHERE client_id = ?",
+            (hash_token(secret), sealed, client_id),
         )
         return secret
+
+    def _sealed(self, client: OidcClient, secret: str | None) -> OidcClient:
+        """The client with its secret sealed if it authenticates with client_secret_jwt (the
+        only method that needs the secret itself rather than its hash)."""
+        if client.auth_method != "client_secret_jwt" or secret is None:
+            return dataclasses.replace(client, secret_sealed=None)
+        if self._box is None:
+            raise InvalidInput("client_secret_jwt needs the encryption key, which is not set up")
+        return dataclasses.replace(client, secret_sealed=self._box.encrypt(secret.encode()))
+
+    def jwt_secret(self, client: OidcClient) -> bytes | None:
+        """The clear secret of a client_secret_jwt client, to check its HMAC; None when the
+        client has none sealed (its secret must be rotated after switching to this method).
+        Raises DecryptionFailed for a wrong ENCRYPTION_KEY."""
+        if client.auth_method != "client_secret_jwt" or not client.secret_sealed:
+            return None
+        if self._box is None:
+            return None
+        return self._box.decrypt(client.secret_sealed)
 
     @staticmethod
     def verify_secret(client: OidcClient, secret: str) -> bool:
@@ -254,6 +296,7 @@ class ClientService:
         for entry in declared:
             try:
                 client = entry.to_client(env)
+                client = self._sealed(client, env.get(entry.secret_env or "") or None)
             except InvalidInput as exc:
                 raise ClientsConfigError(f"CONFIG_FILE client {entry.client_id!r}: {exc}") from None
             if client.client_id in wanted:
@@ -279,8 +322,12 @@ class ClientService:
                         f"client {client_id!r} is declared in CONFIG_FILE but a client with that "
                         "id was created by hand: delete it or pick another client_id"
                     )
-                elif dataclasses.replace(client, created_at=current.created_at) != current:
-                    self._write(tx, client)
+                else:
+                    if client.secret_hash == current.secret_hash and current.secret_sealed:
+                        # Same secret: keep its sealed copy (sealing again gives new bytes).
+                        client = dataclasses.replace(client, secret_sealed=current.secret_sealed)
+                    if dataclasses.replace(client, created_at=current.created_at) != current:
+                        self._write(tx, client)
             for client_id, current in existing.items():
                 if current.declared and client_id not in wanted:
                     tx.execute("DELETE FROM oidc_clients WHERE client_id = ?", (client_id,))
@@ -306,11 +353,10 @@ class ClientService:
     @staticmethod
     def _write(tx: Transaction, client: OidcClient) -> None:
         assignments = ", ".join(f"{column} = ?" for column in _SETTABLE)
-        row = _row(client)
-        values = (*row[1:15], *row[16:])  # without client_id and created_at
+        row = dict(zip(_COLUMN_NAMES, _row(client), strict=True))
         tx.execute(
             f"UPDATE oidc_clients SET {assignments} WHERE client_id = ?",
-            (*values, client.client_id),
+            (*(row[column] for column in _SETTABLE), client.client_id),
         )
 
 
@@ -338,6 +384,12 @@ def _row(client: OidcClient) -> tuple[object, ...]:
         client.access_token_format,
         json.dumps(list(client.allowed_resources)),
         int(client.dpop_bound_access_tokens),
+        int(client.require_par),
+        client.token_endpoint_auth_method,
+        client.jwks,
+        client.jwks_uri,
+        json.dumps([dataclasses.asdict(i) for i in client.federated_identities]),
+        client.secret_sealed,
     )
 
 
@@ -364,4 +416,34 @@ def _client(row: tuple[Any, ...]) -> OidcClient:
         access_token_format=str(row[18]),
         allowed_resources=tuple(json.loads(row[19])),
         dpop_bound_access_tokens=bool(row[20]),
+        require_par=bool(row[21]),
+        token_endpoint_auth_method=str(row[22]) or ("none" if row[3] else "client_secret_basic"),
+        jwks=str(row[23]),
+        jwks_uri=str(row[24]),
+        federated_identities=tuple(FederatedIdentity(**i) for i in json.loads(row[25])),
+        secret_sealed=None if row[26] is None else str(row[26]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AppAuth:
+    """A client's PAR and signed-client-authentication settings, as the CLI, console and API
+    give them (None keeps the current value on update)."""
+
+    require_par: bool | None = None
+    token_endpoint_auth_method: str | None = None
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    federated_identities: Sequence[FederatedIdentity] | None = None
+
+    def values(self) -> dict[str, Any]:
+        given = {
+            "require_par": self.require_par,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "jwks": self.jwks,
+            "jwks_uri": self.jwks_uri,
+            "federated_identities": None
+            if self.federated_identities is None
+            else tuple(self.federated_identities),
+        }
+        return {k: v for k, v in given.items() if v is not None}

@@ -10,16 +10,19 @@ one host label or one path segment and nothing more.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from gateway.accounts.users import _check_group
@@ -31,6 +34,13 @@ IdTokenAlg = Literal["RS256", "ES256"]
 ID_TOKEN_ALGS: tuple[str, ...] = ("RS256", "ES256")
 AccessTokenFormat = Literal["opaque", "jwt"]
 ACCESS_TOKEN_FORMATS: tuple[str, ...] = ("opaque", "jwt")
+AUTH_METHODS: tuple[str, ...] = (
+    "client_secret_basic",  # the default; client_secret_post is accepted alike
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",  # public clients
+)
 ACCESS_TOKEN_LIFETIME = (60, 86400)  # seconds, inclusive bounds
 REFRESH_TOKEN_LIFETIME = (3600, 365 * 86400)
 # machine and TV grants: the grants a client may be allowed on top of authorization_code (and
@@ -84,11 +94,43 @@ class OidcClient:
     access_token_format: str = "opaque"  # noqa: S105 - "jwt": RFC 9068 tokens, verifiable offline
     allowed_resources: tuple[str, ...] = ()  # audiences the client may ask a token for
     dpop_bound_access_tokens: bool = False  # every token request must carry a DPoP proof
+    # pushed authorization requests and signed client authentication (oidc-app-auth) ------------
+    require_par: bool = False  # /authorize only with a request_uri from /api/oidc/par
+    token_endpoint_auth_method: str = ""  # one of AUTH_METHODS; "" until validated()
+    jwks: str = ""  # private_key_jwt: the client's public keys, a JWK Set as JSON
+    jwks_uri: str = ""  # private_key_jwt: where to fetch them instead
+    federated_identities: tuple[FederatedIdentity, ...] = ()
+    secret_sealed: str | None = None  # client_secret_jwt: the secret, sealed with SecretBox
 
     def allows_grant(self, grant: str) -> bool:
         """Whether the client may use `grant` (an OPT_IN_GRANTS name, or authorization_code
         and refresh_token, which every client may use)."""
         return grant in ("authorization_code", "refresh_token") or grant in self.grant_types
+
+    @property
+    def auth_method(self) -> str:
+        """How this client authenticates at the token endpoint (AUTH_METHODS)."""
+        if self.token_endpoint_auth_method:
+            return self.token_endpoint_auth_method
+        return "none" if self.public else "client_secret_basic"
+
+
+@dataclass(frozen=True, slots=True)
+class FederatedIdentity:
+    """A trusted issuer whose JWTs authenticate the client (Pocket-ID's federated client
+    credentials: a CI system's OIDC token, a Kubernetes service-account token). `subject`
+    defaults to the client_id, `audience` to Passgate's issuer URL, `jwks` (a URL) to the
+    issuer's /.well-known/jwks.json; `replay_protection` makes each token's jti single-use."""
+
+    issuer: str
+    subject: str = ""
+    audience: str = ""
+    jwks: str = ""
+    replay_protection: bool = False
+
+    @property
+    def jwks_url(self) -> str:
+        return self.jwks or self.issuer.rstrip("/") + "/.well-known/jwks.json"
 
 
 # validation ----------------------------------------------------------------------------------
@@ -245,6 +287,132 @@ def validate_resource(uri: str) -> str:
     return validate_redirect_uri(uri, False, "resource")
 
 
+# signed client authentication (oidc-app-auth) -----------------------------------------------
+
+MAX_CLIENT_KEYS = 20
+MAX_FEDERATED_IDENTITIES = 10
+
+
+def check_fetch_url(url: str, field: str) -> str:
+    """`url` if Passgate may fetch keys from it: https, or http on a loopback host (tests and
+    a JWKS served beside Passgate); InvalidInput otherwise."""
+    parts = urlsplit(url)
+    loopback = (parts.hostname or "") in _LOOPBACK_HOSTS
+    if not parts.hostname or parts.scheme not in ("https", "http") or "@" in parts.netloc:
+        raise InvalidInput(f"{field} {url!r} must be an https URL")
+    if parts.scheme == "http" and not loopback:
+        raise InvalidInput(f"{field} {url!r} must use https (http only on localhost)")
+    if parts.fragment or any(ch.isspace() for ch in url):
+        raise InvalidInput(f"{field} {url!r} must be a URL without spaces or a #fragment")
+    return url
+
+
+def check_public_jwks(text: str, field: str = "jwks") -> str:
+    """A JWK Set of public signing keys as compact JSON; InvalidInput for anything else
+    (private or symmetric keys, duplicate kids, more than MAX_CLIENT_KEYS keys)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise InvalidInput(f'{field} must be a JWK Set in JSON: {{"keys": [...]}}') from None
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_CLIENT_KEYS:
+        raise InvalidInput(f'{field} must hold 1-{MAX_CLIENT_KEYS} keys under "keys"')
+    try:
+        imported = KeySet.import_key_set({"keys": keys})
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"{field} holds a key that cannot be read: {exc}") from None
+    for key in imported.keys:
+        if key.key_type == "oct" or key.is_private:
+            raise InvalidInput(f"{field} must hold public keys only (RSA, EC or OKP)")
+    kids = [key.get("kid") for key in keys if isinstance(key, dict) and key.get("kid")]
+    if len(kids) != len(set(kids)):
+        raise InvalidInput(f"{field} has two keys with the same kid")
+    return json.dumps({"keys": keys}, separators=(",", ":"), sort_keys=True)
+
+
+def _check_federated(identity: FederatedIdentity) -> FederatedIdentity:
+    issuer = identity.issuer.strip()
+    if not issuer or len(issuer) > 512:
+        raise InvalidInput("a federated identity needs an issuer (1-512 characters)")
+    for name in ("subject", "audience"):
+        if len(getattr(identity, name)) > 512:
+            raise InvalidInput(f"federated identity {name} must be at most 512 characters")
+    checked = dataclasses.replace(identity, issuer=issuer, jwks=identity.jwks.strip())
+    check_fetch_url(checked.jwks_url, f"federated identity {issuer!r}: jwks")
+    return checked
+
+
+FEDERATED_KEYS = ("issuer", "subject", "audience", "jwks", "replay_protection")
+
+
+def parse_federated_identity(text: str) -> FederatedIdentity:
+    """`issuer=URL,subject=S,audience=A,jwks=URL,replay_protection=yes` (the CLI's and the
+    console's way of writing one) as a FederatedIdentity; InvalidInput when malformed."""
+    values: dict[str, Any] = {}
+    for part in text.split(","):
+        key, equals, value = (piece.strip() for piece in part.partition("="))
+        if not equals or key not in FEDERATED_KEYS:
+            raise InvalidInput(
+                f"federated identity {text!r}: write key=value pairs with the keys "
+                + ", ".join(FEDERATED_KEYS)
+            )
+        flag = value.lower() in ("1", "yes", "true", "on")
+        values[key] = flag if key == "replay_protection" else value
+    if not values.get("issuer"):
+        raise InvalidInput(f"federated identity {text!r} needs issuer=...")
+    return FederatedIdentity(**values)
+
+
+def format_federated_identity(identity: FederatedIdentity) -> str:
+    """The identity as parse_federated_identity reads it, defaults left out."""
+    parts = [f"issuer={identity.issuer}"]
+    parts += [
+        f"{key}={getattr(identity, key)}" for key in FEDERATED_KEYS[1:4] if getattr(identity, key)
+    ]
+    if identity.replay_protection:
+        parts.append("replay_protection=yes")
+    return ",".join(parts)
+
+
+def _check_app_auth(client: OidcClient) -> OidcClient:
+    """The signed-client-authentication fields normalised; InvalidInput naming the bad one."""
+    method = client.auth_method
+    if method not in AUTH_METHODS:
+        raise InvalidInput(
+            f"token_endpoint_auth_method {method!r} must be one of {', '.join(AUTH_METHODS)}"
+        )
+    if client.public != (method == "none"):
+        raise InvalidInput(
+            "token_endpoint_auth_method none is for public clients, and only none is"
+        )
+    jwks = check_public_jwks(client.jwks) if client.jwks.strip() else ""
+    jwks_uri = client.jwks_uri.strip()
+    if jwks_uri:
+        check_fetch_url(jwks_uri, "jwks_uri")
+    if jwks and jwks_uri:
+        raise InvalidInput("give jwks or jwks_uri, not both")
+    identities = tuple(_check_federated(i) for i in client.federated_identities)
+    if len(identities) > MAX_FEDERATED_IDENTITIES:
+        raise InvalidInput(f"at most {MAX_FEDERATED_IDENTITIES} federated identities")
+    if len({i.issuer for i in identities}) != len(identities):
+        raise InvalidInput("two federated identities have the same issuer")
+    if method == "private_key_jwt" and not (jwks or jwks_uri or identities):
+        raise InvalidInput("private_key_jwt needs jwks, jwks_uri or a federated identity")
+    if method != "private_key_jwt" and (jwks or jwks_uri or identities):
+        raise InvalidInput(
+            "jwks, jwks_uri and federated identities are for token_endpoint_auth_method "
+            "private_key_jwt"
+        )
+    return dataclasses.replace(
+        client,
+        token_endpoint_auth_method=method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        federated_identities=identities,
+        secret_sealed=client.secret_sealed if method == "client_secret_jwt" else None,
+    )
+
+
 def validated(client: OidcClient) -> OidcClient:
     """The client with normalised values; InvalidInput naming the first bad field."""
     if not _CLIENT_ID.match(client.client_id):
@@ -266,6 +434,7 @@ def validated(client: OidcClient) -> OidcClient:
     if client.id_token_alg not in ID_TOKEN_ALGS:
         raise InvalidInput(f"id_token_alg {client.id_token_alg!r} must be RS256 or ES256")
     grants, machine_scopes = _check_grants(client)
+    client = _check_app_auth(client)
     return dataclasses.replace(
         client,
         grant_types=grants,
@@ -295,6 +464,27 @@ def _validated_resources(client: OidcClient) -> tuple[str, ...]:
 
 
 # declared clients (CONFIG_FILE) -------------------------------------------------------------
+
+
+_APP_AUTH_KEYS = {
+    "require_pushed_authorization_requests",
+    "token_endpoint_auth_method",
+    "jwks",
+    "jwks_uri",
+    "federated_identities",
+}
+
+
+class DeclaredFederatedIdentity(BaseModel):
+    """One trusted issuer under a declared client's `federated_identities` (FederatedIdentity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str
+    subject: str = ""
+    audience: str = ""
+    jwks: str = ""
+    replay_protection: bool = False
 
 
 def _as_list(value: object) -> object:
@@ -329,6 +519,12 @@ class DeclaredClient(BaseModel):
     access_token_format: AccessTokenFormat = "opaque"  # noqa: S105 - a format name
     allowed_resources: list[str] = []
     dpop_bound_access_tokens: bool = False
+    # pushed authorization requests and signed client authentication (oidc-app-auth)
+    require_pushed_authorization_requests: bool = False
+    token_endpoint_auth_method: str = ""  # default: client_secret_basic, or none when public
+    jwks: dict[str, object] | str = ""  # a JWK Set (YAML mapping or JSON text)
+    jwks_uri: str = ""
+    federated_identities: list[DeclaredFederatedIdentity] = []
 
     _listify = field_validator(
         "redirect_uris",
@@ -352,7 +548,8 @@ class DeclaredClient(BaseModel):
         given = [k for k in ("secret_env", "secret_hash") if getattr(self, k)]
         if self.public and given:
             raise ValueError(f"a public client has no secret: remove {given[0]}")
-        if not self.public and len(given) != 1:
+        keys_only = self.token_endpoint_auth_method == "private_key_jwt" and not given  # noqa: S105 - a method name
+        if not self.public and len(given) != 1 and not keys_only:
             raise ValueError("give exactly one of secret_env or secret_hash, or public: true")
         return self
 
@@ -368,7 +565,7 @@ class DeclaredClient(BaseModel):
                     f"{self.secret_env} (its secret_env) is not set"
                 )
             secret_hash = hash_token(secret)
-        values = self.model_dump(exclude={"secret_env", "secret_hash"})
+        values = self.model_dump(exclude={"secret_env", "secret_hash", *_APP_AUTH_KEYS})
         for key in (
             "redirect_uris",
             "post_logout_redirect_uris",
@@ -378,8 +575,30 @@ class DeclaredClient(BaseModel):
             "allowed_resources",
         ):
             values[key] = tuple(values[key])
-        client = OidcClient(**values, secret_hash=secret_hash, declared=True, created_at=0.0)
+        client = OidcClient(
+            **values,
+            secret_hash=secret_hash,
+            declared=True,
+            created_at=0.0,
+            **self._app_auth_values(),
+        )
+        if client.auth_method == "client_secret_jwt" and not self.secret_env:
+            raise InvalidInput(
+                "client_secret_jwt needs the secret itself: give secret_env, not secret_hash"
+            )
         return validated(client)
+
+    def _app_auth_values(self) -> dict[str, Any]:
+        jwks = self.jwks if isinstance(self.jwks, str) else json.dumps(self.jwks)
+        return {
+            "require_par": self.require_pushed_authorization_requests,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "jwks": jwks,
+            "jwks_uri": self.jwks_uri,
+            "federated_identities": tuple(
+                FederatedIdentity(**identity.model_dump()) for identity in self.federated_identities
+            ),
+        }
 
 
 def load_declared_clients(path: Path) -> list[DeclaredClient]:

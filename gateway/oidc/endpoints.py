@@ -16,6 +16,7 @@ def endpoints(app_url: str) -> dict[str, str]:
         "revocation_endpoint": f"{app_url}/api/oidc/revoke",
         "jwks_uri": f"{app_url}/.well-known/jwks.json",
         "device_authorization_endpoint": f"{app_url}/api/oidc/device/authorize",  # RFC 8628
+        "pushed_authorization_request_endpoint": f"{app_url}/api/oidc/par",  # oidc-app-auth
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
@@ -53,6 +54,13 @@ from gateway.core import metrics
 from gateway.core.errors import InvalidInput
 from gateway.oidc.access_tokens import JWT_ALG, Binding, JwtAccessTokens, opaque_tokens
 from gateway.oidc.claims import claims_for
+from gateway.oidc.client_auth import (
+    ASSERTION_TYPE,
+    ClientSecretJwt,
+    JwksFetcher,
+    PrivateKeyJwt,
+    ReplayGuard,
+)
 from gateway.oidc.client_service import ClientService
 from gateway.oidc.clients import OidcClient, validate_resource
 from gateway.oidc.custom_claims import CustomClaims
@@ -64,8 +72,11 @@ from gateway.oidc.device_codes import (
     new_user_code,
 )
 from gateway.oidc.dpop import DpopProof
+from gateway.oidc.endpoints import endpoints
+from gateway.oidc.pushed_requests import PushedRequests
 from gateway.oidc.signing_keys import SigningKeys
 from gateway.oidc.tokens import AuthorizationCode, IssuedToken, OAuthStore
+from gateway.sessions.ephemeral import Ephemeral
 
 log = logging.getLogger("passgate.oidc")
 # authlib's grants log each issued token (access and refresh) at DEBUG: whatever LOG_LEVEL
@@ -79,6 +90,7 @@ ERROR_DESCRIPTIONS = {
     "invalid_client": "client authentication failed",
     "invalid_grant": "the code or refresh token is invalid, expired, revoked or not yours",
     "unauthorized_client": "this client may not use this grant",
+    "invalid_request_uri": "the request_uri is unknown, expired, used or not this client's",
     "unsupported_grant_type": "supported grant types: authorization_code, refresh_token, "
     "client_credentials and urn:ietf:params:oauth:grant-type:device_code",
     "unsupported_token_type": "only access_token and refresh_token can be given as hints",
@@ -100,7 +112,9 @@ GRANT_NAMES = {
     "client_credentials": "client_credentials",
     DEVICE_CODE_GRANT_TYPE: "device_code",
 }
-CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post"]
+# Signed client authentication (RFC 7523) sits beside the secrets (oidc-app-auth).
+JWT_AUTH = ["private_key_jwt", "client_secret_jwt"]
+CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post", *JWT_AUTH]
 # How a request can try to authenticate its client, as error messages name them.
 AUTH_METHOD_NAMES = {
     "client_secret_basic": "HTTP Basic",
@@ -165,9 +179,7 @@ class ClientAdapter(ClientMixin):  # type: ignore[misc]
         return self._clients.verify_secret(self.client, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if self.client.public:
-            return method == "none"
-        return method in CONFIDENTIAL_AUTH
+        return method in _accepted_methods(self.client)
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
@@ -235,6 +247,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         keys: SigningKeys,
         custom_claims: CustomClaims,
         audit: AuditLog,
+        ephemeral: Ephemeral,
         devices: DeviceCodes,
     ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
@@ -259,6 +272,15 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(DeviceAuthorization)
         self.register_endpoint(Introspection)
         self.register_endpoint(Revocation)
+        # pushed authorization requests and signed client authentication (oidc-app-auth)
+        self.pushed = PushedRequests(ephemeral)
+        urls = endpoints(issuer)
+        audiences = [issuer, urls["token_endpoint"], urls["pushed_authorization_request_endpoint"]]
+        replay, fetcher = ReplayGuard(ephemeral), JwksFetcher()
+        for method in (PrivateKeyJwt, ClientSecretJwt):
+            self.register_client_auth_method(
+                method.CLIENT_AUTH_METHOD, method(audiences, replay, fetcher, clients.jwt_secret)
+            )
 
     @staticmethod
     def _expires_in(client: ClientAdapter, grant_type: str) -> int:
@@ -281,7 +303,13 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 status_code=401,
                 description="the Authorization header does not hold Basic credentials",
             )
-        client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
+        try:
+            self._check_method(request, used)
+            client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            self._client_auth_failed(request, used, endpoint, error)
+            raise
+        metrics.client_authentication(client.client.auth_method, True)
         return client
 
     # --- access tokens: resource indicators (RFC 8707), JWTs (RFC 9068), DPoP (RFC 9449) ---
@@ -346,6 +374,59 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         )
         token["token_type"] = binding.token_type
         return token
+
+    def _check_method(self, request: PassgateRequest, used: list[str]) -> None:
+        """InvalidClientError when the request authenticates a known client another way than
+        the one it is configured for (a private_key_jwt client sending a secret, say)."""
+        data = request.payload.data
+        if "client_assertion" in used and data.get("client_assertion_type") != ASSERTION_TYPE:
+            raise InvalidClientError(
+                status_code=401, description=f"client_assertion_type must be {ASSERTION_TYPE}"
+            )
+        claimed = claimed_client_id(request)
+        found = self.clients.find(claimed) if claimed else None
+        if found is None:
+            return  # authlib answers for unknown clients
+        allowed = {
+            "client_assertion": JWT_AUTH,
+            "client_secret_basic": ["client_secret_basic", "client_secret_post"],
+            "client_secret_post": ["client_secret_basic", "client_secret_post"],
+        }
+        for way in used:
+            if found.auth_method not in allowed[way]:
+                raise InvalidClientError(
+                    status_code=401,
+                    description=f"this client authenticates with {found.auth_method}, "
+                    f"not with {AUTH_METHOD_NAMES[way]}",
+                )
+        if not used and found.auth_method != "none":
+            raise InvalidClientError(
+                status_code=401,
+                description=f"this client must authenticate, with {found.auth_method}",
+            )
+
+    def _client_auth_failed(
+        self, request: PassgateRequest, used: list[str], endpoint: str, error: InvalidClientError
+    ) -> None:
+        """Audit and count a refused client authentication, with the reason (never the
+        credentials or the assertion)."""
+        client_id = claimed_client_id(request)[:128]
+        method = "+".join(used) or "none"
+        log.info("client authentication refused at %s for %r: %s", endpoint, client_id, error)
+        metrics.client_authentication(method, False)
+        self.audit.record_or_log(
+            "client_auth_failed",
+            actor=Actor(
+                "system",
+                id=client_id,
+                name=f"OIDC client {client_id}",
+                ip=request.client_ip,
+                user_agent=request.headers.get("user-agent", ""),
+            ),
+            success=False,
+            reason=error.description or "client authentication failed",
+            details={"client_id": client_id, "method": method, "endpoint": endpoint},
+        )
 
     def query_client(self, client_id: str) -> ClientAdapter | None:
         client = self.clients.find(client_id) if client_id else None
@@ -455,9 +536,39 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
         return user if user is not None and not user.disabled else None
 
 
+def _accepted_methods(client: OidcClient) -> list[str]:
+    """The authlib method names a client may authenticate with: its configured one (the two
+    secret methods stand for each other, as they always have here)."""
+    method = client.auth_method
+    if method in ("client_secret_basic", "client_secret_post"):
+        return ["client_secret_basic", "client_secret_post"]
+    return [method]
+
+
+def claimed_client_id(request: PassgateRequest) -> str:
+    """The client a request claims to be (Basic user, client_id, or an assertion's unverified
+    sub): only to pick the checks and name it in the audit log, never to trust."""
+    data = request.payload.data
+    basic = _basic_token(request)
+    if basic and _basic_readable(request):
+        user = base64.b64decode(basic).decode("utf-8").partition(":")[0]
+        return unquote(user)
+    if data.get("client_id"):
+        return data["client_id"]
+    assertion = data.get("client_assertion")
+    if assertion:
+        try:
+            sub = json.loads(base64.urlsafe_b64decode(assertion.split(".")[1] + "==")).get("sub")
+        except (ValueError, IndexError, AttributeError):
+            return ""
+        return sub if isinstance(sub, str) else ""
+    return ""
+
+
 def client_auth_methods(request: PassgateRequest) -> list[str]:
     """The ways a request tries to authenticate its client: an HTTP Basic header, a
-    client_secret parameter, a client_assertion (RFC 7523, which Passgate does not take)."""
+    client_secret parameter, a client_assertion (RFC 7523: private_key_jwt, client_secret_jwt
+    or a federated identity's token)."""
     data = request.payload.data
     used = ["client_secret_basic"] if _basic_token(request) is not None else []
     if data.get("client_secret"):

@@ -1,4 +1,5 @@
-"""Short-lived state: WebAuthn challenges and rate-limit counters, in Redis or the database.
+"""Short-lived state: WebAuthn challenges, rate-limit counters, pushed authorization requests
+and used client-assertion ids, in Redis or the database.
 
 Both stores raise SessionStoreUnavailable when unreachable, so callers fail closed exactly as
 they do for sessions.
@@ -31,6 +32,11 @@ class Ephemeral(Protocol):
         """Count one event in a fixed window starting at the first; return the count so far."""
         ...
 
+    async def get(self, key: str) -> str | None:
+        """The value without taking it, or None if absent/expired (pushed authorization
+        requests are read while the user signs in and taken once answered)."""
+        ...
+
 
 class RedisEphemeral:
     def __init__(self, client: aioredis.Redis) -> None:
@@ -59,6 +65,13 @@ class RedisEphemeral:
         except (RedisError, OSError) as exc:
             raise self._outage.failed(exc) from exc
         return int(count)
+
+    async def get(self, key: str) -> str | None:
+        try:
+            raw = await self._redis.get(_PREFIX + key)
+        except (RedisError, OSError) as exc:
+            raise self._outage.failed(exc) from exc
+        return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class SqlEphemeral:
@@ -115,3 +128,11 @@ class SqlEphemeral:
         result = await self._run(work)
         assert isinstance(result, int)
         return result
+
+    async def get(self, key: str) -> str | None:
+        def work() -> str | None:
+            row = self._db.fetchone("SELECT value, expires_at FROM ephemeral WHERE key = ?", (key,))
+            return str(row[0]) if row is not None and float(row[1]) > time.time() else None
+
+        result = await self._run(work)
+        return result if isinstance(result, str) else None

@@ -279,6 +279,20 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        10,
+        "clients: pushed authorization requests and signed client authentication",
+        (
+            "ALTER TABLE oidc_clients ADD COLUMN require_par INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE oidc_clients ADD COLUMN token_endpoint_auth_method TEXT NOT NULL "
+            "DEFAULT ''",
+            "ALTER TABLE oidc_clients ADD COLUMN jwks TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE oidc_clients ADD COLUMN jwks_uri TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE oidc_clients ADD COLUMN federated_identities TEXT NOT NULL DEFAULT '[]'",
+            # The secret sealed with SecretBox, kept only for client_secret_jwt (HMAC needs it).
+            "ALTER TABLE oidc_clients ADD COLUMN secret_sealed TEXT",
+        ),
+    ),
+    (
         11,
         "JWT access tokens, resource indicators (audiences) and DPoP-bound tokens",
         (

@@ -573,3 +573,54 @@ def test_readme_route_list_is_the_generated_one() -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- admin-api:start -->\n", 1)[1].split("<!-- admin-api:end -->")[0]
     assert block.strip() == routes_table(OPERATIONS).strip()
+
+
+def test_client_with_private_key_jwt_and_required_par(api: Api) -> None:
+    """PAR and signed client authentication (oidc-app-auth): set, shown, and switched back."""
+    jwk = {"kty": "EC", "crv": "P-256", "kid": "k1", "x": EC_X, "y": EC_Y}
+    created = api.call(
+        "POST",
+        "/clients",
+        json={
+            "name": "Deployer",
+            "redirect_uris": ["https://deploy.example.com/cb"],
+            "require_pushed_authorization_requests": True,
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [jwk]},
+            "federated_identities": [
+                {"issuer": "https://token.actions.githubusercontent.com", "audience": "passgate"}
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    client = created.json()["client"]
+    assert client["require_pushed_authorization_requests"] is True
+    assert client["token_endpoint_auth_method"] == "private_key_jwt"
+    assert client["jwks"]["keys"][0]["kid"] == "k1"
+    assert client["federated_identities"][0]["audience"] == "passgate"
+    switched = api.call(
+        "PATCH",
+        f"/clients/{client['client_id']}",
+        json={"token_endpoint_auth_method": "client_secret_basic"},
+    ).json()
+    assert switched["jwks"] is None and switched["federated_identities"] == []
+
+
+def test_client_with_a_private_jwk_is_422(api: Api) -> None:
+    jwk = {"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"}
+    response = api.call(
+        "POST",
+        "/clients",
+        json={
+            "name": "X",
+            "redirect_uris": ["https://x.example.com/cb"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [jwk]},
+        },
+    )
+    assert response.status_code == 422 and "public keys" in response.json()["error_description"]
+
+
+# A P-256 public key (RFC 7515 A.3), for clients that only need to store one.
+EC_X = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"
+EC_Y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"

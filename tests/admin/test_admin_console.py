@@ -605,6 +605,33 @@ async def test_editing_a_client_allows_it_the_machine_grants(live_sql: Services)
     assert "/api/oidc/device/authorize" in shown.text
 
 
+async def test_editing_a_client_sets_par_and_private_key_jwt(live_sql: Services) -> None:
+    """PAR and signed client authentication (oidc-app-auth) from the console form."""
+    made, _ = live_sql.clients.create("Deployer", ["https://deploy.example.com/cb"])
+    jwks = (
+        '{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", '
+        '"x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", '
+        '"y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}'
+    )
+    async with await admin_client(live_sql) as client:
+        response = await post(
+            client,
+            f"/admin/clients/{made.client_id}/edit",
+            [("name", "Deployer"), ("redirect_uris", "https://deploy.example.com/cb"),
+             ("access_token_lifetime", "600"), ("refresh_token_lifetime", "86400"),
+             ("require_par", "on"), ("token_endpoint_auth_method", "private_key_jwt"),
+             ("jwks", jwks),
+             ("federated_identities", "issuer=https://ci.example.com,audience=passgate")],
+        )  # fmt: skip
+        page = await client.get(f"/admin/clients/{made.client_id}")
+    assert response.status_code == 303
+    changed = live_sql.clients.get(made.client_id)
+    assert changed.require_par and changed.auth_method == "private_key_jwt"
+    assert changed.federated_identities[0].audience == "passgate"
+    assert "issuer=https://ci.example.com,audience=passgate" in page.text
+    assert "<code>private_key_jwt</code>" in page.text
+
+
 async def test_revoking_an_api_key_shows_it_revoked(live_sql: Services) -> None:
     async with await admin_client(live_sql) as client:
         await post(client, "/admin/api-keys", {"name": "backup", "scope": "write", "days": ""})

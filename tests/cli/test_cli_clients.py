@@ -28,7 +28,8 @@ def test_add_prints_the_secret_once_and_the_values_for_the_app(tmp_path: Path) -
     assert values["userinfo_endpoint"] == f"{APP}/api/oidc/userinfo"
 
     shown = run(tmp_path, "clients", "show", values["client_id"], APP_URL=APP)
-    assert shown.returncode == 0 and "client_secret" not in shown.stdout
+    assert shown.returncode == 0 and "client_secret" not in fields(shown.stdout)
+    assert values["client_secret"] not in shown.stdout
     assert fields(shown.stdout)["redirect_uris"] == CB
 
 
@@ -127,3 +128,53 @@ def test_missing_secret_env_stops_startup_with_one_line(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert last.startswith("passgate: ") and "GRAFANA_CLIENT_SECRET" in last
+
+
+def test_key_client_with_federated_identity_and_required_par(tmp_path: Path) -> None:
+    """PAR and signed client authentication (oidc-app-auth) from the command line."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(
+        '{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", '
+        '"x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", '
+        '"y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}'
+    )
+    identity = "issuer=https://kubernetes.default.svc,subject=system:serviceaccount:ci:deployer"
+    added = run(
+        tmp_path,
+        "clients",
+        "add",
+        "Deployer",
+        "--redirect-uri",
+        CB,
+        "--require-par",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        str(jwks),
+        "--federated-identity",
+        identity + ",replay_protection=yes",
+        APP_URL=APP,
+    )
+    assert added.returncode == 0, added.stderr
+    values = fields(added.stdout)
+    assert values["token_endpoint_auth_method"] == "private_key_jwt"
+    assert values["require_pushed_authorization_requests"] == "yes"
+    assert values["jwks"] == "1 key(s)"
+    assert values["federated_identities"] == "https://kubernetes.default.svc"
+
+
+def test_malformed_federated_identity_is_refused(tmp_path: Path) -> None:
+    added = run(
+        tmp_path,
+        "clients",
+        "add",
+        "Deployer",
+        "--redirect-uri",
+        CB,
+        "--auth-method",
+        "private_key_jwt",
+        "--federated-identity",
+        "https://kubernetes.default.svc",
+        APP_URL=APP,
+    )
+    assert added.returncode != 0 and "key=value" in added.stderr

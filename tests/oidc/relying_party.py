@@ -1,9 +1,11 @@
-"""What the OIDC tests' relying parties share: the callback, registering a client with the CLI and
+"""What the OIDC tests' relying parties share: the callback, registering a client with the CLI,
 following an authorization URL in a signed-in browser."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
 from tests.browser import DOMAIN, Person
 from tests.conftest import PassgateProcess
@@ -20,16 +22,40 @@ def add_client(passgate: PassgateProcess, *args: str) -> tuple[str, str | None]:
     return client_id.group(1), secret.group(1) if secret else None
 
 
-def browser_login(idp_url: str, person: Person, authorization_url: str) -> str:
-    """Follow the authorization URL in the browser; return the callback URL with the code."""
-    callback: list[str] = []
-    person.page.route(
-        f"{RP_CALLBACK}*",
-        lambda route: (callback.append(route.request.url), route.fulfill(status=200, body="ok")),
-    )
+@dataclass(frozen=True)
+class Callback:
+    """How the browser came back to the app: the URL, and the form it posted (form_post)."""
+
+    url: str
+    method: str
+    body: str
+
+
+def browser_callback(person: Person, authorization_url: str, passkey: bool = False) -> Callback:
+    """Follow the authorization URL in the browser (signing in with the passkey button first
+    when `passkey`), consent if asked; return the request that reached the callback."""
+    callback: list[Callback] = []
+
+    def arrive(route: Any) -> None:
+        request = route.request
+        callback.append(Callback(request.url, request.method, request.post_data or ""))
+        route.fulfill(status=200, body="ok")
+
+    person.page.route(f"{RP_CALLBACK}*", arrive)
     person.page.goto(authorization_url)
+    if passkey:
+        person.page.wait_for_url("**/login?*")
+        person.page.click("#passkey-button")
+        person.page.wait_for_url(lambda url: "/authorize?" in url or url.startswith(RP_CALLBACK))
     if "/authorize" in person.page.url and not callback:
         person.page.click("button[value=allow]")
     person.page.wait_for_url(f"{RP_CALLBACK}*")
     assert callback
     return callback[0]
+
+
+def browser_login(
+    idp_url: str, person: Person, authorization_url: str, passkey: bool = False
+) -> str:
+    """Follow the authorization URL in the browser; return the callback URL with the code."""
+    return browser_callback(person, authorization_url, passkey).url

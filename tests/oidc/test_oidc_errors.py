@@ -982,4 +982,5 @@ def test_discovery_paths_are_pocket_ids(op: Op) -> None:
         "revocation_endpoint": "/api/oidc/revoke",
         "jwks_uri": "/.well-known/jwks.json",
         "device_authorization_endpoint": "/api/oidc/device/authorize",
+        "pushed_authorization_request_endpoint": "/api/oidc/par",
     }

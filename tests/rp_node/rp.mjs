@@ -8,6 +8,12 @@
 //   node rp.mjs dpop    -> the same callback redeemed with DPoP (RFC 9449): userinfo, refresh
 //   node rp.mjs jwt     -> the callback redeemed for a JWT access token (RESOURCE, optional),
 //                          verified offline against the JWKS by `jose`; then a refresh
+// and for pushed requests, signed client authentication and response modes:
+//   node rp.mjs start-par -> as start, the request pushed first (buildAuthorizationUrlWithPAR)
+//   node rp.mjs exchange  -> the code exchanged, userinfo read, the token introspected
+// AUTH picks the client authentication: client_secret_post (default, CLIENT_SECRET),
+// private_key_jwt (PRIVATE_JWK, an EC P-256 JWK) or client_secret_jwt (CLIENT_SECRET).
+// RESPONSE_MODE asks for one; with form_post, CALLBACK_BODY is what the browser posted.
 // The browser reaches Passgate by its public name (ISSUER); this process reaches the same
 // server at LOCAL_URL, so every request the library makes is rewritten to it.
 import * as jose from 'jose'
@@ -19,11 +25,24 @@ const MAX_AGE = 600
 
 const fetchLocally = (url, options) => fetch(String(url).replace(env.ISSUER, env.LOCAL_URL), options)
 
+async function clientAuth () {
+  if (env.AUTH === 'private_key_jwt') {
+    const jwk = JSON.parse(env.PRIVATE_JWK)
+    const key = await crypto.subtle.importKey(
+      'jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']
+    )
+    return oidc.PrivateKeyJwt({ key, kid: jwk.kid })
+  }
+  if (env.AUTH === 'client_secret_jwt') return oidc.ClientSecretJwt(env.CLIENT_SECRET)
+  // A public client (a command-line tool using the device flow) authenticates with none.
+  return env.CLIENT_SECRET ? oidc.ClientSecretPost(env.CLIENT_SECRET) : oidc.None()
+}
+
 async function configure () {
   const options = { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: fetchLocally }
-  // A public client (a command-line tool using the device flow) authenticates with none.
-  const auth = env.CLIENT_SECRET ? oidc.ClientSecretPost(env.CLIENT_SECRET) : oidc.None()
-  const config = await oidc.discovery(new URL(env.ISSUER), env.CLIENT_ID, undefined, auth, options)
+  const config = await oidc.discovery(
+    new URL(env.ISSUER), env.CLIENT_ID, undefined, await clientAuth(), options
+  )
   config[oidc.customFetch] = fetchLocally
   // Check ID token signatures against the published JWKS, not only the claims.
   oidc.enableNonRepudiationChecks(config)
@@ -169,7 +188,45 @@ async function jwt (config) {
   }
 }
 
-const STEPS = { start, finish, machine, device, dpop, jwt }
+async function startPar (config) {
+  const verifier = oidc.randomPKCECodeVerifier()
+  const state = oidc.randomState()
+  const nonce = oidc.randomNonce()
+  const parameters = {
+    redirect_uri: env.REDIRECT_URI,
+    scope: SCOPE,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce
+  }
+  if (env.RESPONSE_MODE) parameters.response_mode = env.RESPONSE_MODE
+  const url = await oidc.buildAuthorizationUrlWithPAR(config, parameters)
+  return { url: url.href, verifier, state, nonce }
+}
+
+async function exchange (config) {
+  // A form_post answer arrives as the POST the browser made to the callback.
+  const callback = env.RESPONSE_MODE === 'form_post'
+    ? new Request(env.CALLBACK, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: env.CALLBACK_BODY
+    })
+    : new URL(env.CALLBACK)
+  const tokens = await oidc.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: env.VERIFIER,
+    expectedState: env.STATE,
+    expectedNonce: env.NONCE,
+    idTokenExpected: true
+  })
+  const claims = tokens.claims()
+  const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub)
+  const introspection = await oidc.tokenIntrospection(config, tokens.access_token)
+  return { claims, userinfo, introspection }
+}
+
+const STEPS = { start, finish, machine, device, dpop, jwt, 'start-par': startPar, exchange }
 const config = await configure()
 const step = STEPS[process.argv[2]] ?? finish
 process.stdout.write(JSON.stringify(await step(config)) + '\n')
