@@ -40,7 +40,7 @@ from gateway.accounts.users import User, UserService
 from gateway.audit.log import Actor, AuditLog
 from gateway.core import metrics
 from gateway.oidc.claims import claims_for
-from gateway.oidc.client_service import ClientService
+from gateway.oidc.client_service import ClientService, SecretRefused
 from gateway.oidc.clients import OidcClient
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.signing_keys import SigningKeys
@@ -110,7 +110,15 @@ class ClientAdapter(ClientMixin):  # type: ignore[misc]
         return self._clients.redirect_uri_allowed(self.client, redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return self._clients.verify_secret(self.client, client_secret)
+        """Any unexpired, unrevoked secret of the client will do. An expired or revoked one
+        raises SecretRefused, which authenticate_client turns into invalid_client saying so."""
+        try:
+            self._clients.check_secret(self.client, client_secret)
+        except SecretRefused as refused:
+            if refused.reason == "wrong":
+                return False
+            raise
+        return True
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if self.client.public:
@@ -227,7 +235,12 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 status_code=401,
                 description="the Authorization header does not hold Basic credentials",
             )
-        client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
+        try:
+            client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
+        except SecretRefused as refused:  # oidc-client-options: an expired or revoked secret
+            log.info("%s request refused: %s", endpoint, refused)
+            status = 401 if "client_secret_basic" in used else 400
+            raise InvalidClientError(status_code=status, description=str(refused)) from None
         return client
 
     def query_client(self, client_id: str) -> ClientAdapter | None:
