@@ -64,6 +64,7 @@ class Services:
     backups: Backups
     api_keys: ApiKeys
     admin: Administration
+    ephemeral: Ephemeral  # short-lived shared state (oidc-client-options: re-auth markers)
 
     async def close(self) -> None:
         await self.sessions.store.close()
@@ -162,4 +163,5 @@ def build_services(settings: Settings) -> Services:
             audit=audit,
             notifications=notifications,
         ),
+        ephemeral=ephemeral,
     )

@@ -56,7 +56,7 @@ _SETTABLE = (  # every column but client_id and created_at, in _COLUMNS order
 _SECRET_COLUMNS = "id, name, secret_hash, created_at, expires_at, last_used_at, revoked_at"  # noqa: S105
 LAST_USED_PRECISION = 60.0  # seconds: last_used_at is written at most this often per secret
 SECRET_NAME_LENGTH = 64
-LOGO_MAX_BYTES = 256 * 1024
+LOGO_MAX_BYTES = 48 * 1024  # under MAX_BODY (64 KiB), with room for a form's framing
 # Raster formats only, recognised by their signature: an SVG can carry script, and Passgate has
 # no sanitiser it would trust, so SVG is refused rather than served.
 LOGO_TYPES = {
@@ -279,13 +279,13 @@ class ClientService:
 
     def revoke_secret(self, client_id: str, secret_id: str) -> ClientSecret:
         """Revoke one secret at once; it stops authenticating. NotFound (also for a secret of
-        another client), ReadOnlyClient, InvalidInput for one already revoked."""
+        another client), ReadOnlyClient, Conflict for one already revoked."""
         client = self._confidential(client_id)
         found = next((s for s in client.secrets if s.id == secret_id), None)
         if found is None:
             raise NotFound(f"client {client_id!r} has no secret with id {secret_id!r}")
         if found.revoked_at is not None:
-            raise InvalidInput(f"secret {found.name!r} is already revoked")
+            raise Conflict(f"secret {found.name!r} is already revoked")
         now = time.time()
         self._db.execute(
             "UPDATE oidc_client_secrets SET revoked_at = ? WHERE id = ? AND client_id = ?",

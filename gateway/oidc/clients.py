@@ -18,7 +18,7 @@ from functools import lru_cache
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -98,6 +98,19 @@ class OidcClient:
 
     def active_secrets(self, now: float) -> tuple[ClientSecret, ...]:
         return tuple(s for s in self.secrets if s.state(now) == "active")
+
+
+def uploaded_logo_path(client: OidcClient) -> str:
+    """Where an uploaded logo is served (Pocket-ID's path), its etag making each version's URL
+    new, so that it can be cached for long; empty without an uploaded logo."""
+    if not client.logo_etag:
+        return ""
+    return f"/api/oidc/clients/{quote(client.client_id, safe='')}/logo?v={client.logo_etag}"
+
+
+def logo_of(client: OidcClient) -> str:
+    """The logo to show for a client: the uploaded one, else logo_url, else empty."""
+    return uploaded_logo_path(client) or client.logo_url
 
 
 # validation ----------------------------------------------------------------------------------
