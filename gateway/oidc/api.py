@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from gateway.accounts.users import User
 from gateway.oidc.claims import amr_for
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.clients import OidcClient, logo_of
 from gateway.oidc.endpoints import endpoints
 from gateway.oidc.server import SCOPES, OidcServer, PassgateRequest, Principal
 from gateway.sessions.cookies import clear_session_cookie
@@ -316,6 +316,7 @@ async def authorize(request: Request) -> Response:
             request,
             "consent.html",
             client=client,
+            logo=logo_of(client),
             scopes=[(s, SCOPE_TEXT.get(s, s)) for s in sorted(wanted, key=SCOPES.index)],
             query=query,
             user=principal.user,

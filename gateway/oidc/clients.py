@@ -108,6 +108,11 @@ def uploaded_logo_path(client: OidcClient) -> str:
     return f"/api/oidc/clients/{quote(client.client_id, safe='')}/logo?v={client.logo_etag}"
 
 
+def open_to(client: OidcClient, groups: tuple[str, ...] | list[str]) -> bool:
+    """True if a member of `groups` may sign in to the client (no allowed groups: everyone)."""
+    return not client.allowed_groups or bool(set(client.allowed_groups) & set(groups))
+
+
 def logo_of(client: OidcClient) -> str:
     """The logo to show for a client: the uploaded one, else logo_url, else empty."""
     return uploaded_logo_path(client) or client.logo_url
