@@ -74,6 +74,11 @@ TOKENS_ISSUED = Counter(
     "OIDC token responses issued, by client and grant type.",
     ["client", "grant"],
 )
+CLIENT_SECRETS_REFUSED = Counter(  # oidc-client-options
+    "passgate_oidc_client_secrets_refused",
+    "Client authentications with a secret that expired or was revoked, by client and reason.",
+    ["client", "reason"],
+)
 SESSION_STORE_ERRORS = Counter(
     "passgate_session_store_errors",
     "Failed calls to the session store (Redis or the database).",
@@ -94,6 +99,11 @@ def login(method: str, success: bool) -> None:
 
 def token_issued(client_id: str, grant_type: str) -> None:
     TOKENS_ISSUED.labels(client_id, grant_type).inc()
+
+
+def client_secret_refused(client_id: str, reason: str) -> None:
+    """Count an app still using a secret that expired or was revoked (time to update it)."""
+    CLIENT_SECRETS_REFUSED.labels(client_id, reason).inc()
 
 
 def session_store_error(store: str) -> None:

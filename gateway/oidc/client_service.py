@@ -69,9 +69,12 @@ class SecretRefused(PassgateError):
     """A client secret that does not authenticate: `reason` is wrong, expired or revoked (the
     message says which; it never contains the secret)."""
 
-    def __init__(self, message: str, reason: Literal["wrong", "expired", "revoked"]) -> None:
+    def __init__(
+        self, message: str, reason: Literal["wrong", "expired", "revoked"], client_id: str
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.client_id = client_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,15 +306,19 @@ class ClientService:
             if tokens_equal(digest, candidate.secret_hash) and matched is None:
                 matched = candidate
         if client.public or matched is None:
-            raise SecretRefused("the client secret is wrong", "wrong")
+            raise SecretRefused("the client secret is wrong", "wrong", client.client_id)
         now = time.time()
         state = matched.state(now)
         if state == "revoked":
-            raise SecretRefused(f"this client secret ({matched.name!r}) was revoked", "revoked")
+            raise SecretRefused(
+                f"this client secret ({matched.name!r}) was revoked", "revoked", client.client_id
+            )
         if state == "expired" and matched.expires_at is not None:
             when = datetime.fromtimestamp(matched.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
             raise SecretRefused(
-                f"this client secret ({matched.name!r}) expired on {when}", "expired"
+                f"this client secret ({matched.name!r}) expired on {when}",
+                "expired",
+                client.client_id,
             )
         if matched.last_used_at is None or now - matched.last_used_at > LAST_USED_PRECISION:
             self._db.execute(

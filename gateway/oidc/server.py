@@ -239,6 +239,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
         except SecretRefused as refused:  # oidc-client-options: an expired or revoked secret
             log.info("%s request refused: %s", endpoint, refused)
+            metrics.client_secret_refused(refused.client_id, refused.reason)
             status = 401 if "client_secret_basic" in used else 400
             raise InvalidClientError(status_code=status, description=str(refused)) from None
         return client

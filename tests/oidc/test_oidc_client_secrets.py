@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from gateway.audit.log import CLI
+from gateway.core import metrics
 from gateway.core.crypto import hash_token
 from gateway.core.errors import Conflict, InvalidInput
 from gateway.oidc.client_service import ClientService
@@ -77,10 +78,13 @@ async def test_expired_secret_fails_with_invalid_client_saying_it_expired(
     services.db.execute(
         "UPDATE oidc_client_secrets SET expires_at = ? WHERE id = ?", (time.time() - 1, added.id)
     )
+    counted = metrics.CLIENT_SECRETS_REFUSED.labels(client_id, "expired")
+    before = counted._value.get()
     async with http_for(services) as http:
         description = refusal(await authenticates(http, client_id, value))
     assert "expired" in description and "'short'" in description
     assert value not in description
+    assert counted._value.get() == before + 1
 
 
 async def test_a_wrong_secret_is_refused_without_naming_any_secret(services: Services) -> None:
