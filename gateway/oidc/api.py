@@ -285,13 +285,15 @@ async def authorize(request: Request) -> Response:
         and max_age is not None
         and time.time() - principal.auth_time > max_age
     )
+    client = grant.client.client
     if principal is None or stale or "login" in prompts:
         if silent:
             return _send_back(request, oauth, grant, LoginRequiredError())
         if "login" in prompts or max_age is not None:
             query = _after_fresh_sign_in(query, max_age)
+        if client.require_reauth:  # one sign-in satisfies both
+            return await _to_reauth(request, query)
         return _to_login(request, query)
-    client = grant.client.client
     if client.require_reauth and not await _reauthenticated(request, principal):
         if silent:
             return _send_back(request, oauth, grant, LoginRequiredError())

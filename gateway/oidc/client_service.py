@@ -409,8 +409,7 @@ class ClientService:
             existing = {c.client_id: c for c in self._with_extras([_client(r) for r in rows], tx)}
             for client_id, client in wanted.items():
                 current = existing.get(client_id)
-                if current is not None:
-                    client = _keeping_use(client, current)
+                client = _keeping_use(client, current, time.time())
                 if current is None:
                     self._insert(tx, dataclasses.replace(client, created_at=time.time()))
                 elif not current.declared:
@@ -540,19 +539,22 @@ def _free_name(client: OidcClient, base: str, now: float) -> str:
     )
 
 
-def _keeping_use(client: OidcClient, current: OidcClient) -> OidcClient:
-    """A declared client as re-read from CONFIG_FILE, with what the database knows about its
-    unchanged secrets (when they were first seen and last used)."""
-    known = {(s.id, s.secret_hash): s for s in current.secrets}
+def _keeping_use(client: OidcClient, current: OidcClient | None, now: float) -> OidcClient:
+    """A declared client as read from CONFIG_FILE, with what the database knows about its
+    unchanged secrets (when they were first seen, when last used); new ones are first seen now."""
+    known = {(s.id, s.secret_hash): s for s in current.secrets} if current else {}
     kept = []
     for secret in client.secrets:
         before = known.get((secret.id, secret.secret_hash))
-        if before is not None:
-            secret = dataclasses.replace(
+        kept.append(
+            dataclasses.replace(secret, created_at=now)
+            if before is None
+            else dataclasses.replace(
                 secret, created_at=before.created_at, last_used_at=before.last_used_at
             )
-        kept.append(secret)
-    return dataclasses.replace(client, secrets=tuple(kept), logo_etag=current.logo_etag)
+        )
+    etag = current.logo_etag if current else ""
+    return dataclasses.replace(client, secrets=tuple(kept), logo_etag=etag)
 
 
 def _secret(row: Sequence[Any]) -> ClientSecret:

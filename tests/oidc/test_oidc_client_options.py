@@ -148,6 +148,16 @@ async def test_reauth_marker_is_not_satisfied_by_a_session_from_before_it(
         login_target(await http.get("/authorize", params=again))  # no new sign-in happened
 
 
+async def test_reauth_client_needs_one_sign_in_from_a_visitor_without_a_session(
+    services: Services, alice: User
+) -> None:
+    client_id = make_client(services, require_reauth=True, skip_consent=True)
+    async with http_for(services) as http:
+        back = login_target(await http.get("/authorize", params=authorization(client_id)))
+        await sign_in(services, http, alice)
+        code_of(await http.get("/authorize", params={k: v[0] for k, v in back.items()}))
+
+
 async def test_reauth_client_with_prompt_none_gets_login_required(
     services: Services, alice: User
 ) -> None:

@@ -235,7 +235,7 @@ def test_declared_secret_keeps_its_last_use_across_restarts(services: Services) 
     assert services.clients.verify_secret(services.clients.get("grafana"), "pw")
     services.clients.sync_declared([entry], {})
     (secret,) = services.clients.list_secrets("grafana")
-    assert secret.last_used_at is not None
+    assert secret.last_used_at is not None and secret.created_at > 0
 
 
 @pytest.mark.parametrize(
