@@ -294,10 +294,6 @@ async def authorize(request: Request) -> Response:
         if client.require_reauth:  # one sign-in satisfies both
             return await _to_reauth(request, query)
         return _to_login(request, query)
-    if client.require_reauth and not await _reauthenticated(request, principal):
-        if silent:
-            return _send_back(request, oauth, grant, LoginRequiredError())
-        return await _to_reauth(request, query)
     if not _allowed(client, principal.user):
         log.info(
             "user %s is not in the groups allowed for %s", principal.user.username, client.client_id
@@ -305,6 +301,10 @@ async def authorize(request: Request) -> Response:
         if silent:
             return _send_back(request, oauth, grant, AccessDeniedError())
         return page(request, "not_allowed.html", 403, client=client, user=principal.user)
+    if client.require_reauth and not await _reauthenticated(request, principal):
+        if silent:
+            return _send_back(request, oauth, grant, LoginRequiredError())
+        return await _to_reauth(request, query)
     wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
     granted = await run_in_threadpool(
         services.oauth.consented_scope, principal.user.id, client.client_id
@@ -532,8 +532,8 @@ async def end_session_confirm(request: Request) -> Response:
 LOGO_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     # Opened on its own, the image can run nothing and load nothing.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
-    "Cross-Origin-Resource-Policy": "same-site",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cross-Origin-Resource-Policy": "cross-origin",  # public: apps may show their own logo
     "Content-Disposition": "inline; filename=logo",
 }
 
