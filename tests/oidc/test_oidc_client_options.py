@@ -158,6 +158,17 @@ async def test_reauth_client_needs_one_sign_in_from_a_visitor_without_a_session(
         code_of(await http.get("/authorize", params={k: v[0] for k, v in back.items()}))
 
 
+async def test_reauth_is_not_asked_of_a_user_the_client_does_not_let_in(
+    services: Services, alice: User
+) -> None:
+    services.users.create_group("finance")
+    client_id = make_client(services, require_reauth=True, allowed_groups=["finance"])
+    async with http_for(services) as http:
+        await sign_in(services, http, alice)
+        response = await http.get("/authorize", params=authorization(client_id))
+    assert response.status_code == 403 and "location" not in response.headers
+
+
 async def test_reauth_client_with_prompt_none_gets_login_required(
     services: Services, alice: User
 ) -> None:
