@@ -457,16 +457,18 @@ class Administration:
     ) -> OidcClient:
         """Change the given settings. NotFound, ReadOnlyClient, InvalidInput."""
 
-        def update() -> OidcClient:
-            return self._clients.update(client_id, **changes)
+        def update() -> tuple[OidcClient, OidcClient]:
+            return self._clients.get(client_id), self._clients.update(client_id, **changes)
 
-        client = await run_in_threadpool(update)
+        before, client = await run_in_threadpool(update)
+        # The fields whose value changed: a console form sends every field, changed or not.
+        changed = [key for key in changes if getattr(before, key) != getattr(client, key)]
         await self._record(
             "client_updated",
             actor,
             client_id=client.client_id,
             name=client.name,
-            changed=_joined(sorted(changes)),
+            changed=_joined(sorted(changed)),
         )
         return client
 
