@@ -53,7 +53,7 @@ class Services:
     ceremonies: Ceremonies
     enrolment: Enrolment
     rate_limits: RateLimiter
-    ephemeral: Ephemeral  # short-lived shared state (DPoP proof jtis)
+    ephemeral: Ephemeral  # short-lived shared state (DPoP jtis, PAR requests, re-auth markers)
     clients: ClientService
     keys: SigningKeys
     oauth: OAuthStore

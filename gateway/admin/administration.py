@@ -27,7 +27,7 @@ from gateway.http.forwarded import ForwardedInvalid, RequestAmbiguous, request_f
 from gateway.http.request_facts import RequestFacts
 from gateway.http.request_target import EncodedSlashes
 from gateway.oidc.client_service import AppAuth, ClientService
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.clients import ClientSecret, OidcClient
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.tokens import OAuthStore
 from gateway.passkeys.credentials import Passkey, PasskeyService
@@ -60,6 +60,10 @@ class ClientSettings(TypedDict, total=False):
     allowed_resources: Sequence[str]
     dpop_bound_access_tokens: bool
     app_auth: AppAuth  # PAR and signed client authentication (oidc-app-auth)
+    # oidc-client-options (issue 13)
+    skip_consent: bool
+    require_reauth: bool
+    launch_url: str
 
 
 class ClientChanges(ClientSettings, total=False):
@@ -474,16 +478,22 @@ class Administration:
     ) -> OidcClient:
         """Change the given settings. NotFound, ReadOnlyClient, InvalidInput."""
 
-        def update() -> OidcClient:
-            return self._clients.update(client_id, **changes)
+        def update() -> tuple[OidcClient, OidcClient]:
+            return self._clients.get(client_id), self._clients.update(client_id, **changes)
 
-        client = await run_in_threadpool(update)
+        before, client = await run_in_threadpool(update)
+        # The fields whose value changed: a console form sends every field, changed or not.
+        fields = [key for key in changes if key != "app_auth"]
+        app_auth = changes.get("app_auth")
+        if app_auth is not None:  # PAR and client authentication, given as one group
+            fields += list(app_auth.values())
+        changed = [key for key in fields if getattr(before, key) != getattr(client, key)]
         await self._record(
             "client_updated",
             actor,
             client_id=client.client_id,
             name=client.name,
-            changed=_joined(sorted(changes)),
+            changed=_joined(sorted(changed)),
         )
         return client
 
@@ -499,6 +509,66 @@ class Administration:
         secret = await run_in_threadpool(self._clients.rotate_secret, client_id)
         await self._record("client_secret_rotated", actor, client_id=client_id)
         return secret
+
+    # oidc-client-options: several secrets per client, uploaded logos -------------------------
+
+    async def list_client_secrets(self, client_id: str) -> tuple[ClientSecret, ...]:
+        """A client's secrets, newest first, without their values. NotFound."""
+        return await run_in_threadpool(self._clients.list_secrets, client_id)
+
+    async def add_client_secret(
+        self, actor: Actor, client_id: str, name: str = "", expires_at: float | None = None
+    ) -> tuple[ClientSecret, str]:
+        """Add a secret, keeping the others (rotation without downtime); return it and its
+        value, shown once. NotFound, ReadOnlyClient, InvalidInput."""
+        added, value = await run_in_threadpool(
+            self._clients.add_secret, client_id, name, expires_at
+        )
+        await self._record(
+            "client_secret_added",
+            actor,
+            client_id=client_id,
+            secret_id=added.id,
+            secret_name=added.name,
+            expires_at=added.expires_at,
+        )
+        return added, value
+
+    async def revoke_client_secret(
+        self, actor: Actor, client_id: str, secret_id: str
+    ) -> ClientSecret:
+        """Revoke one secret at once. NotFound, ReadOnlyClient, Conflict (already revoked)."""
+        revoked = await run_in_threadpool(self._clients.revoke_secret, client_id, secret_id)
+        await self._record(
+            "client_secret_revoked",
+            actor,
+            client_id=client_id,
+            secret_id=revoked.id,
+            secret_name=revoked.name,
+        )
+        return revoked
+
+    async def set_client_logo(self, actor: Actor, client_id: str, image: bytes) -> OidcClient:
+        """Store an uploaded logo (PNG or JPEG, size-capped). NotFound, ReadOnlyClient,
+        InvalidInput."""
+        client = await run_in_threadpool(self._clients.set_logo, client_id, image)
+        await self._record(
+            "client_updated",
+            actor,
+            client_id=client_id,
+            name=client.name,
+            changed="logo",
+            logo_bytes=len(image),
+        )
+        return client
+
+    async def delete_client_logo(self, actor: Actor, client_id: str) -> OidcClient:
+        """Remove an uploaded logo. NotFound, ReadOnlyClient."""
+        client = await run_in_threadpool(self._clients.delete_logo, client_id)
+        await self._record(
+            "client_updated", actor, client_id=client_id, name=client.name, changed="logo removed"
+        )
+        return client
 
     # API keys --------------------------------------------------------------------------------
 

@@ -28,6 +28,9 @@ from gateway.admin.api_models import (
     ClientCreated,
     ClientOut,
     ClientSecret,
+    ClientSecretAdded,
+    ClientSecretCreate,
+    ClientSecretOut,
     ClientUpdate,
     GroupCreate,
     GroupRename,
@@ -43,10 +46,12 @@ from gateway.admin.api_models import (
 from gateway.admin.openapi import openapi_document
 from gateway.admin.operations import OPERATIONS, Call, operation
 from gateway.audit.log import AuditEvent
+from gateway.core.errors import RequestInvalid
 from gateway.sessions.sessions import SessionRecord
 from gateway.web.helpers import services_of
 
 PREFIX = admin_operations.PREFIX
+LOGO_MEDIA_TYPES = ("image/png", "image/jpeg")
 
 
 def _user(call: Call) -> str:
@@ -301,6 +306,67 @@ async def delete_client(call: Call) -> None:
 async def rotate_client_secret(call: Call) -> ClientSecret:
     secret = await call.admin.rotate_client_secret(call.actor, call.param("client_id"))
     return ClientSecret(client_secret=secret)
+
+
+# oidc-client-options: several secrets per client (rotation without downtime), uploaded logos
+
+
+@operation(
+    "GET", "/clients/{client_id}/secrets", "List a client's secrets (never their values)",
+    tag="clients", response=list[ClientSecretOut],
+)  # fmt: skip
+async def list_client_secrets(call: Call) -> list[ClientSecretOut]:
+    found = await call.admin.list_client_secrets(call.param("client_id"))
+    return [ClientSecretOut.of(secret) for secret in found]
+
+
+@operation(
+    "POST", "/clients/{client_id}/secrets",
+    "Add a secret, keeping the others (shown once)", tag="clients",
+    body=ClientSecretCreate, response=ClientSecretAdded, status=201,
+)  # fmt: skip
+async def add_client_secret(call: Call) -> ClientSecretAdded:
+    body = call.body_as(ClientSecretCreate)
+    added, value = await call.admin.add_client_secret(
+        call.actor, call.param("client_id"), body.name, body.expiry()
+    )
+    return ClientSecretAdded(secret=ClientSecretOut.of(added), client_secret=value)
+
+
+@operation(
+    "DELETE", "/clients/{client_id}/secrets/{secret_id}", "Revoke one of a client's secrets",
+    tag="clients", response=ClientSecretOut,
+)  # fmt: skip
+async def revoke_client_secret(call: Call) -> ClientSecretOut:
+    revoked = await call.admin.revoke_client_secret(
+        call.actor, call.param("client_id"), call.param("secret_id")
+    )
+    return ClientSecretOut.of(revoked)
+
+
+@operation(
+    "PUT", "/clients/{client_id}/logo", "Upload a client's logo (PNG or JPEG, raw body)",
+    tag="clients", response=ClientOut, uploads=LOGO_MEDIA_TYPES,
+)  # fmt: skip
+async def set_client_logo(call: Call) -> ClientOut:
+    declared = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if declared not in LOGO_MEDIA_TYPES:
+        raise RequestInvalid(
+            "send the logo as the body with Content-Type image/png or image/jpeg",
+            {"content-type": "must be image/png or image/jpeg"},
+        )
+    image = await call.request.body()
+    client = await call.admin.set_client_logo(call.actor, call.param("client_id"), image)
+    return ClientOut.of(client, call.app_url)
+
+
+@operation(
+    "DELETE", "/clients/{client_id}/logo", "Remove a client's uploaded logo", tag="clients",
+    response=ClientOut,
+)  # fmt: skip
+async def delete_client_logo(call: Call) -> ClientOut:
+    client = await call.admin.delete_client_logo(call.actor, call.param("client_id"))
+    return ClientOut.of(client, call.app_url)
 
 
 # API keys

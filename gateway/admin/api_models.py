@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
@@ -15,7 +16,8 @@ from gateway.admin.administration import ClientChanges, ClientSettings
 from gateway.admin.api_keys import ApiKey
 from gateway.audit.log import AuditEvent, AuditFilters
 from gateway.oidc.client_service import AppAuth
-from gateway.oidc.clients import FederatedIdentity, OidcClient, OptInGrant
+from gateway.oidc.clients import ClientSecret as StoredSecret
+from gateway.oidc.clients import FederatedIdentity, OidcClient, OptInGrant, uploaded_logo_path
 from gateway.passkeys.credentials import Passkey
 
 
@@ -155,6 +157,16 @@ class ClientFields(Body):
         None,
         description="private_key_jwt without keys of its own: trusted issuers whose tokens "
         "authenticate the client (replaces the list).",
+    )
+    # oidc-client-options (issue 13)
+    skip_consent: bool | None = Field(
+        None, description="Trusted first-party app: consent is recorded, never asked."
+    )
+    require_reauth: bool | None = Field(
+        None, description="Every authorization request needs a fresh passkey sign-in."
+    )
+    launch_url: Text | None = Field(
+        None, description='https URL (http only on loopback) that "My apps" opens; "" clears.'
     )
 
     def settings(self) -> ClientSettings:
@@ -300,6 +312,12 @@ class ClientOut(BaseModel):
     jwks: dict[str, Any] | None = None
     jwks_uri: str = ""
     federated_identities: list[FederatedIdentityModel] = []
+    # oidc-client-options (issue 13)
+    skip_consent: bool
+    require_reauth: bool
+    launch_url: str
+    uploaded_logo_url: str | None = Field(description="Where an uploaded logo is served, if any.")
+    active_secrets: int = Field(description="Secrets that authenticate now (unexpired, unrevoked).")
 
     @classmethod
     def of(cls, client: OidcClient, app_url: str) -> ClientOut:
@@ -332,7 +350,56 @@ class ClientOut(BaseModel):
             federated_identities=[
                 FederatedIdentityModel(**dataclasses.asdict(i)) for i in client.federated_identities
             ],
+            skip_consent=client.skip_consent,
+            require_reauth=client.require_reauth,
+            launch_url=client.launch_url,
+            uploaded_logo_url=f"{app_url}{uploaded_logo_path(client)}"
+            if client.logo_etag
+            else None,
+            active_secrets=len(client.active_secrets(time.time())),
         )
+
+
+class ClientSecretCreate(Body):
+    name: Text = Field("", max_length=64, description='A label; default "secret", "secret-2"...')
+    expires_at: datetime | None = Field(
+        None, description="ISO 8601; without a zone read as UTC. Default: until revoked."
+    )
+
+    def expiry(self) -> float | None:
+        if self.expires_at is None:
+            return None
+        when = self.expires_at
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+class ClientSecretOut(BaseModel):
+    """One of a client's secrets: never its value."""
+
+    id: str
+    name: str
+    state: Literal["active", "expired", "revoked"]
+    created_at: float
+    expires_at: float | None
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @classmethod
+    def of(cls, secret: StoredSecret) -> ClientSecretOut:
+        return cls(
+            id=secret.id,
+            name=secret.name,
+            state=secret.state(time.time()),
+            created_at=secret.created_at,
+            expires_at=secret.expires_at,
+            last_used_at=secret.last_used_at,
+            revoked_at=secret.revoked_at,
+        )
+
+
+class ClientSecretAdded(BaseModel):
+    secret: ClientSecretOut
+    client_secret: str = Field(description="Shown only now; the other secrets keep working.")
 
 
 class ClientCreated(BaseModel):

@@ -52,6 +52,7 @@ SELF_MADE: Mapping[str, str | None] = {
     "signing_keys": None,  # generated at first start
     "audit_log": None,  # start-up and command-line events
     "oidc_clients": "declared = 1",  # synced from CONFIG_FILE at start
+    "oidc_client_secrets": "client_id IN (SELECT client_id FROM oidc_clients WHERE declared = 1)",
 }
 
 # An archived value: JSON scalars as they are, bytes and sealed secrets tagged.

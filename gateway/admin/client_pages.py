@@ -1,13 +1,15 @@
 """Console pages for OpenID Connect clients: everything the CLI can do (create, edit, delete,
-rotate the secret), the secret shown exactly once, and the values to paste into the app."""
+rotate the secret, add and revoke secrets, upload a logo), a secret shown exactly once, and the
+values to paste into the app."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,13 +24,25 @@ from gateway.admin.console import (
     status_for,
 )
 from gateway.core.errors import InvalidInput, NotFound, PassgateError
-from gateway.oidc.client_service import AppAuth
-from gateway.oidc.clients import OidcClient, format_federated_identity, parse_federated_identity
+from gateway.oidc.client_service import LOGO_MAX_BYTES, AppAuth
+from gateway.oidc.clients import (
+    OidcClient,
+    format_federated_identity,
+    logo_of,
+    parse_federated_identity,
+)
 from gateway.oidc.endpoints import discovery_url, endpoints
 from gateway.web.helpers import form_with_csrf, message, services_of
 
 SECTION = "/admin/clients"
-FLAGS = ("pkce_required", "wildcard_callbacks", "refresh_tokens", "dpop_bound_access_tokens")
+FLAGS = (
+    "pkce_required",
+    "wildcard_callbacks",
+    "refresh_tokens",
+    "dpop_bound_access_tokens",
+    "skip_consent",
+    "require_reauth",
+)
 ALGORITHMS = ("RS256", "ES256")
 
 
@@ -69,6 +83,7 @@ def client_settings(form: dict[str, str], submitted: FormData) -> dict[str, Any]
         .split(),
         "access_token_format": form.get("access_token_format", "opaque"),
         "allowed_resources": _lines(form.get("allowed_resources", "")),
+        "launch_url": form.get("launch_url", "").strip(),
         "app_auth": _app_auth(form),
     }
 
@@ -122,6 +137,7 @@ def form_of(client: OidcClient) -> dict[str, Any]:
         "access_token_format": client.access_token_format,
         "allowed_resources": "\n".join(client.allowed_resources),
         **_app_auth_form(client),
+        "launch_url": client.launch_url,
     }
 
 
@@ -137,6 +153,9 @@ NEW_CLIENT = {
     "access_token_lifetime": "3600",
     "refresh_token_lifetime": str(30 * 86400),
     "logo_url": "",
+    "launch_url": "",
+    "skip_consent": "",
+    "require_reauth": "",
     "public": "",
     # machine and TV grants
     "grant_types": [],
@@ -227,6 +246,9 @@ async def _client_page(
         discovery_url=discovery_url(app_url),
         endpoints=endpoints(app_url),
         error=error,
+        secrets=[(s, s.state(time.time())) for s in client.secrets],
+        logo=logo_of(client),
+        logo_max_kib=LOGO_MAX_BYTES // 1024,
         **extra,
     )
 
@@ -264,6 +286,58 @@ async def rotate_secret(
     return await _client_page(request, client_id, secret=secret)
 
 
+# oidc-client-options: several secrets (rotation without downtime), uploaded logo -------------
+
+
+@client_change
+async def add_secret(
+    request: Request, admin: Admin, client_id: str, form: dict[str, str]
+) -> Response:
+    """A secret added next to the others; its value is in this response only."""
+    days = form.get("expires_in_days", "").strip()
+    try:
+        expires_at = time.time() + float(days) * 86400 if days else None
+    except ValueError:
+        raise InvalidInput("Expires in must be a number of days") from None
+    if days and not 0 < float(days) <= 3650:
+        raise InvalidInput("Expires in must be between 0 and 3650 days")
+    added, value = await services_of(request).admin.add_client_secret(
+        admin.actor, client_id, form.get("secret_name", ""), expires_at
+    )
+    return await _client_page(request, client_id, secret=value, added_secret=added.name)
+
+
+@client_change
+async def revoke_secret(
+    request: Request, admin: Admin, client_id: str, form: dict[str, str]
+) -> Response:
+    secret_id = form.get("secret_id", "")
+    revoked = await services_of(request).admin.revoke_client_secret(
+        admin.actor, client_id, secret_id
+    )
+    return done(_path(client_id), f"Secret {revoked.name} revoked")
+
+
+@client_change
+async def upload_logo(
+    request: Request, admin: Admin, client_id: str, form: dict[str, str]
+) -> Response:
+    upload = (await request.form()).get("logo")
+    if not isinstance(upload, UploadFile):
+        raise InvalidInput("choose a PNG or JPEG file to upload")
+    image = await upload.read(LOGO_MAX_BYTES + 1)
+    await services_of(request).admin.set_client_logo(admin.actor, client_id, image)
+    return done(_path(client_id), "Logo uploaded")
+
+
+@client_change
+async def remove_logo(
+    request: Request, admin: Admin, client_id: str, form: dict[str, str]
+) -> Response:
+    await services_of(request).admin.delete_client_logo(admin.actor, client_id)
+    return done(_path(client_id), "Logo removed")
+
+
 @client_change
 async def delete_client(
     request: Request, admin: Admin, client_id: str, form: dict[str, str]
@@ -286,4 +360,8 @@ routes = [
     Route(SECTION + "/{client_id}/edit", edit_client, methods=["POST"]),
     Route(SECTION + "/{client_id}/rotate-secret", rotate_secret, methods=["POST"]),
     Route(SECTION + "/{client_id}/delete", delete_client, methods=["POST"]),
+    Route(SECTION + "/{client_id}/secrets/add", add_secret, methods=["POST"]),
+    Route(SECTION + "/{client_id}/secrets/revoke", revoke_secret, methods=["POST"]),
+    Route(SECTION + "/{client_id}/logo", upload_logo, methods=["POST"]),
+    Route(SECTION + "/{client_id}/logo/remove", remove_logo, methods=["POST"]),
 ]

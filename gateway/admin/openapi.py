@@ -92,6 +92,16 @@ def openapi_document(
                     "application/json": {"schema": schema((op.operation_id, "body"), "validation")}
                 },
             }
+        if op.uploads:  # a raw upload (a client's logo), not JSON
+            binary = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+            entry["requestBody"] = {
+                "required": True,
+                "content": {media_type: binary for media_type in op.uploads},
+            }
+            responses["413"] = {
+                "description": "The body is larger than Passgate takes",
+                "content": {"application/json": {"schema": error_ref}},
+            }
         paths.setdefault(op.full_path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",

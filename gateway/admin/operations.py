@@ -82,6 +82,7 @@ class Operation:
     status: int
     media_type: str
     operation_id: str
+    uploads: tuple[str, ...] = ()  # media types of a raw (non-JSON) body the handler reads
 
     @property
     def full_path(self) -> str:
@@ -103,6 +104,7 @@ def operation(
     status: int = 200,
     media_type: str = "application/json",
     operation_id: str | None = None,
+    uploads: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Register a handler as an admin API operation (the route table and OpenAPI both read
     OPERATIONS). `response` None means 204 No Content."""
@@ -121,6 +123,7 @@ def operation(
                 status,
                 media_type,
                 operation_id or handler.__name__,
+                uploads,
             )
         )
         return handler

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from gateway.admin.administration import ClientChanges, ClientSettings
 from gateway.audit.log import CLI
-from gateway.cli.output import print_client, print_client_line, print_secret
+from gateway.cli.output import print_client, print_client_line, print_secret, print_secret_line
 from gateway.cli.running import with_services
 from gateway.core.errors import InvalidInput
-from gateway.oidc.client_service import AppAuth
+from gateway.oidc.client_service import LOGO_MAX_BYTES, AppAuth
 from gateway.oidc.clients import parse_federated_identity
 from gateway.services import Services
 
@@ -38,6 +39,9 @@ _CLIENT_OPTIONS = (
     "access_token_format",
     "allowed_resources",
     "dpop_bound_access_tokens",
+    "skip_consent",
+    "require_reauth",
+    "launch_url",
 )
 
 
@@ -145,9 +149,62 @@ async def cmd_clients(args: argparse.Namespace, services: Services) -> int:
     elif args.action == "delete":
         await admin.delete_client(CLI, args.client_id)
         print(f"deleted {args.client_id}")
+    elif args.action == "secret":
+        await _secret_command(args, services)
+    elif args.action == "logo":
+        if args.logo_step == "set":
+            image = _read_logo(args.file)
+            client = await admin.set_client_logo(CLI, args.client_id, image)
+        else:
+            client = await admin.delete_client_logo(CLI, args.client_id)
+        print_client(client, app_url)
     else:
         print_secret(await admin.rotate_client_secret(CLI, args.client_id))
     return 0
+
+
+async def _secret_command(args: argparse.Namespace, services: Services) -> None:
+    """clients secret add|list|revoke: several secrets per client, for rotation."""
+    admin = services.admin
+    if args.step == "add":
+        expires_at = _expiry(args.expires_in, args.expires)
+        added, value = await admin.add_client_secret(CLI, args.client_id, args.name, expires_at)
+        print_secret_line(added)
+        print_secret(value)
+        print(
+            "the client's other secrets keep working until they expire or are revoked",
+            file=sys.stderr,
+        )
+    elif args.step == "list":
+        for secret in await admin.list_client_secrets(args.client_id):
+            print_secret_line(secret)
+    else:
+        print_secret_line(await admin.revoke_client_secret(CLI, args.client_id, args.secret_id))
+
+
+def _expiry(days: float | None, date: str | None) -> float | None:
+    """When a new secret expires: in DAYS, or at an ISO 8601 date/time (UTC unless it says)."""
+    if days is not None and date is not None:
+        raise InvalidInput("give --expires-in or --expires, not both")
+    if days is not None:
+        if not 0 < days <= 3650:
+            raise InvalidInput("--expires-in must be between 0 and 3650 days")
+        return time.time() + days * 86400
+    if date is None:
+        return None
+    try:
+        when = datetime.fromisoformat(date)
+    except ValueError:
+        raise InvalidInput(f"--expires {date!r} is not an ISO 8601 date or time") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _read_logo(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read(LOGO_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
@@ -224,6 +281,20 @@ def _add_client_options(parser: argparse.ArgumentParser, adding: bool) -> None:
         help="require DPoP proofs: sender-constrained tokens (default: no)",
     )
     _add_app_auth_options(parser)
+    parser.add_argument(
+        "--skip-consent",
+        action=flag,
+        help="trusted first-party app: never ask for consent, record it (default: no)",
+    )
+    parser.add_argument(
+        "--reauth",
+        dest="require_reauth",
+        action=flag,
+        help="every sign-in to this app needs a fresh passkey ceremony (default: no)",
+    )
+    parser.add_argument(
+        "--launch-url", help="https URL that My apps opens ('' removes the app from My apps)"
+    )
 
 
 @with_services
@@ -260,7 +331,7 @@ async def cmd_keys(args: argparse.Namespace, services: Services) -> int:
 
 
 def add_clients(sub: Subparsers) -> None:
-    """clients add|list|update|show|delete|rotate-secret."""
+    """clients add|list|update|show|delete|rotate-secret|secret|logo."""
     clients = sub.add_parser("clients", help="manage OpenID Connect clients")
     clients.set_defaults(func=cmd_clients)
     csub = clients.add_subparsers(dest="action", required=True)
@@ -276,9 +347,28 @@ def add_clients(sub: Subparsers) -> None:
     for action, text in (
         ("show", "show a client and the values to paste into the app"),
         ("delete", "delete a client and its tokens"),
-        ("rotate-secret", "replace a client's secret (prints it once)"),
+        ("rotate-secret", "replace all of a client's secrets at once (prints the new one once)"),
     ):
         csub.add_parser(action, help=text).add_argument("client_id")
+    secret = csub.add_parser("secret", help="a client's secrets: add, list, revoke (rotation)")
+    ssub = secret.add_subparsers(dest="step", required=True)
+    sadd = ssub.add_parser("add", help="add a secret, keeping the others (prints it once)")
+    sadd.add_argument("client_id")
+    sadd.add_argument("--name", default="", help='a label (default "secret", "secret-2", ...)')
+    sadd.add_argument("--expires-in", type=float, metavar="DAYS", help="expire after DAYS")
+    sadd.add_argument("--expires", metavar="WHEN", help="expire at an ISO 8601 date or time")
+    ssub.add_parser("list", help="list a client's secrets (never their values)").add_argument(
+        "client_id"
+    )
+    srevoke = ssub.add_parser("revoke", help="revoke one secret at once")
+    srevoke.add_argument("client_id")
+    srevoke.add_argument("secret_id", help="the id shown by `clients secret list`")
+    logo = csub.add_parser("logo", help="upload or remove a client's logo (PNG or JPEG)")
+    lsub = logo.add_subparsers(dest="logo_step", required=True)
+    lset = lsub.add_parser("set", help="upload a logo file")
+    lset.add_argument("client_id")
+    lset.add_argument("file")
+    lsub.add_parser("remove", help="remove the uploaded logo").add_argument("client_id")
 
 
 def add_claims(sub: Subparsers) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from datetime import UTC, datetime
 
 from gateway.accounts.users import User
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.clients import ClientSecret, OidcClient, uploaded_logo_path
 from gateway.oidc.endpoints import discovery_url, endpoints
 
 
@@ -51,6 +53,11 @@ def print_client(client: OidcClient, app_url: str) -> None:
         "jwks": f"{len(json.loads(client.jwks)['keys'])} key(s)" if client.jwks else "-",
         "jwks_uri": client.jwks_uri or "-",
         "federated_identities": " ".join(i.issuer for i in client.federated_identities) or "-",
+        "skip_consent": "yes" if client.skip_consent else "no",
+        "require_reauth": "yes" if client.require_reauth else "no",
+        "launch_url": client.launch_url or "-",
+        "uploaded_logo": app_url + uploaded_logo_path(client) if client.logo_etag else "-",
+        "secrets": "-" if client.public else f"{len(client.active_secrets(time.time()))} active",
         "discovery_url": discovery_url(app_url),
     }
     shown = ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")
@@ -64,3 +71,18 @@ def print_secret(secret: str) -> None:
     print(
         "warning: the client secret is shown only now; it will not be shown again", file=sys.stderr
     )
+
+
+def _when(timestamp: float | None, never: str) -> str:
+    if timestamp is None:
+        return never
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def print_secret_line(secret: ClientSecret) -> None:
+    """One of a client's secrets (never its value): id, name, state, created, expires, used."""
+    state = secret.state(time.time())
+    created = _when(secret.created_at, "-")
+    expires = _when(secret.expires_at, "never")
+    used = _when(secret.last_used_at, "never")
+    print(f"{secret.id}\t{secret.name}\t{state}\t{created}\t{expires}\t{used}")

@@ -99,6 +99,11 @@ PUSHED_REQUESTS = Counter(
     "Pushed authorization requests (RFC 9126), by result (accepted, refused, used, invalid).",
     ["result"],
 )
+CLIENT_SECRETS_REFUSED = Counter(  # oidc-client-options
+    "passgate_oidc_client_secrets_refused",
+    "Client authentications with a secret that expired or was revoked, by client and reason.",
+    ["client", "reason"],
+)
 SESSION_STORE_ERRORS = Counter(
     "passgate_session_store_errors",
     "Failed calls to the session store (Redis or the database).",
@@ -139,6 +144,11 @@ def client_authentication(method: str, success: bool) -> None:
 
 def pushed_request(result: str) -> None:
     PUSHED_REQUESTS.labels(result).inc()
+
+
+def client_secret_refused(client_id: str, reason: str) -> None:
+    """Count an app still using a secret that expired or was revoked (time to update it)."""
+    CLIENT_SECRETS_REFUSED.labels(client_id, reason).inc()
 
 
 def session_store_error(store: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from gateway.core import metrics
 from gateway.core.crypto import tokens_equal
 from gateway.oidc.claims import amr_for
 from gateway.oidc.client_auth import ASYMMETRIC_ALGS, HMAC_ALGS
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.clients import OidcClient, logo_of
 from gateway.oidc.dpop import (
     ALGORITHMS as DPOP_ALGORITHMS,
 )
@@ -371,6 +372,52 @@ def _allowed(client: OidcClient, user: User) -> bool:
     return not client.allowed_groups or bool(set(client.allowed_groups) & set(user.groups))
 
 
+# oidc-client-options: clients that require a fresh sign-in on every authorization request ----
+REAUTH_PARAM = "passgate_reauth"  # carries the marker of the sign-in forced for this request
+REAUTH_WINDOW = 600  # seconds: how long that marker waits for the sign-in to finish
+
+
+async def _reauthenticated(request: Request, principal: Principal) -> bool:
+    """True if this request comes back from the sign-in Passgate forced for it: its marker is
+    known (and used up now) and the session began after the marker was made."""
+    marker = request.query_params.get(REAUTH_PARAM) or ""
+    if not marker:
+        return False
+    started = await services_of(request).ephemeral.take(f"oidc-reauth:{marker}")
+    return started is not None and principal.auth_time >= float(started)
+
+
+async def _to_reauth(request: Request, query: list[tuple[str, str]]) -> Response:
+    """Send the browser to a new passkey sign-in that only this request can count as fresh."""
+    marker = secrets.token_urlsafe(24)
+    await services_of(request).ephemeral.put(
+        f"oidc-reauth:{marker}", repr(time.time()), REAUTH_WINDOW
+    )
+    kept = [(k, v) for k, v in query if k != REAUTH_PARAM]
+    return _to_login(request, [*kept, (REAUTH_PARAM, marker)])
+
+
+async def _consented_implicitly(
+    request: Request, client: OidcClient, user: User, wanted: set[str]
+) -> None:
+    """A skip-consent client: record the consent the page would have asked for, and audit it."""
+    await run_in_threadpool(
+        services_of(request).oauth.grant_consent, user.id, client.client_id, wanted
+    )
+    await record_event(
+        request,
+        "consent_given",
+        actor=actor_of(request, user.id, user.username),
+        user_id=user.id,
+        details={
+            "client_id": client.client_id,
+            "client_name": client.name,
+            "scope": " ".join(sorted(wanted)),
+            "implicit": True,  # the client is trusted (skip consent): no page was shown
+        },
+    )
+
+
 async def authorize(request: Request) -> Response:
     services = services_of(request)
     server = server_of(request)
@@ -407,6 +454,7 @@ async def authorize(request: Request) -> Response:
         and max_age is not None
         and time.time() - principal.auth_time > max_age
     )
+    client = grant.client.client
     if principal is None or stale or "login" in prompts:
         if silent:
             return await _send_back(request, oauth, grant, LoginRequiredError(), pushed)
@@ -417,8 +465,9 @@ async def authorize(request: Request) -> Response:
             await server.pushed.replace(pushed.request_uri, renewed)
         elif "login" in prompts or max_age is not None:
             query = _after_fresh_sign_in(query, max_age)
+        if client.require_reauth:  # one sign-in satisfies both
+            return await _to_reauth(request, query)
         return _to_login(request, query)
-    client = grant.client.client
     if not _allowed(client, principal.user):
         log.info(
             "user %s is not in the groups allowed for %s", principal.user.username, client.client_id
@@ -426,17 +475,24 @@ async def authorize(request: Request) -> Response:
         if silent:
             return await _send_back(request, oauth, grant, AccessDeniedError(), pushed)
         return page(request, "not_allowed.html", 403, client=client, user=principal.user)
+    if client.require_reauth and not await _reauthenticated(request, principal):
+        if silent:
+            return await _send_back(request, oauth, grant, LoginRequiredError(), pushed)
+        return await _to_reauth(request, query)
     wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
     granted = await run_in_threadpool(
         services.oauth.consented_scope, principal.user.id, client.client_id
     )
-    if "consent" in prompts or not wanted <= granted:
+    if client.skip_consent and "consent" not in prompts and not wanted <= granted:
+        await _consented_implicitly(request, client, principal.user, wanted)
+    elif "consent" in prompts or not wanted <= granted:
         if silent:
             return await _send_back(request, oauth, grant, ConsentRequiredError(), pushed)
         return page(
             request,
             "consent.html",
             client=client,
+            logo=logo_of(client),
             scopes=[(s, SCOPE_TEXT.get(s, s)) for s in sorted(wanted, key=SCOPES.index)],
             query=query,
             user=principal.user,
@@ -487,6 +543,8 @@ async def authorize_decision(request: Request) -> Response:
     client = grant.client.client
     if not _allowed(client, user):
         return page(request, "not_allowed.html", 403, client=client, user=user)
+    if client.require_reauth and time.time() - principal.auth_time > REAUTH_WINDOW:
+        return await _to_reauth(request, query)  # the consent page sat open too long
     wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
     allowed = form.get("decision") == "allow"
     await record_event(
@@ -761,6 +819,38 @@ async def end_session_confirm(request: Request) -> Response:
     return response
 
 
+# oidc-client-options: uploaded client logos, at Pocket-ID's path -------------------------------
+LOGO_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    # Opened on its own, the image can run nothing and load nothing.
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cross-Origin-Resource-Policy": "cross-origin",  # public: apps may show their own logo
+    "Content-Disposition": "inline; filename=logo",
+}
+
+
+async def client_logo(request: Request) -> Response:
+    """GET /api/oidc/clients/{client_id}/logo: public (the consent page shows it before any
+    consent), with the stored Content-Type only, an ETag, and If-None-Match answered with 304."""
+    client_id = request.path_params["client_id"]
+    logo = await run_in_threadpool(services_of(request).clients.logo, client_id)
+    if logo is None:
+        return JSONResponse({"error": "not_found", "error_description": "no logo"}, 404)
+    etag = f'"{logo.etag}"'
+    cache = {
+        **LOGO_HEADERS,
+        "ETag": etag,
+        # A versioned URL (?v=etag, as Passgate's pages link it) never changes; others revalidate.
+        "Cache-Control": "public, max-age=31536000, immutable"
+        if request.query_params.get("v") == logo.etag
+        else "public, max-age=300, must-revalidate",
+    }
+    wanted = [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
+    if etag in wanted or f"W/{etag}" in wanted:
+        return Response(status_code=304, headers=cache)
+    return Response(logo.image, media_type=logo.content_type, headers=cache)
+
+
 def preflight(request: Request) -> Response:
     return Response(status_code=204, headers={**CORS, "Access-Control-Allow-Methods": "GET, POST"})
 
@@ -781,6 +871,7 @@ routes = [
     Route("/api/oidc/revoke", revoke, methods=["POST"]),
     Route("/api/oidc/end-session", end_session, methods=["GET", "POST"]),
     Route("/api/oidc/end-session/confirm", end_session_confirm, methods=["POST"]),
+    Route("/api/oidc/clients/{client_id}/logo", client_logo, methods=["GET", "HEAD"]),
     *(
         Route(path, preflight, methods=["OPTIONS"])
         for path in ("/api/oidc/token", "/api/oidc/userinfo", "/api/oidc/revoke", "/api/oidc/par")

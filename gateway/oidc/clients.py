@@ -14,11 +14,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import yaml
 from joserfc.errors import JoseError
@@ -70,10 +71,29 @@ class ClientsConfigError(PassgateError):
 
 
 @dataclass(frozen=True, slots=True)
+class ClientSecret:
+    """One of a confidential client's secrets (stored as its sha256 hex, never in clear)."""
+
+    id: str
+    name: str
+    secret_hash: str
+    created_at: float
+    expires_at: float | None = None  # None: until revoked
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    def state(self, now: float) -> Literal["active", "expired", "revoked"]:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True, slots=True)
 class OidcClient:
     client_id: str
     name: str
-    secret_hash: str | None  # sha256 hex of the secret; None for public clients
     public: bool
     redirect_uris: tuple[str, ...]
     post_logout_redirect_uris: tuple[str, ...]
@@ -101,6 +121,12 @@ class OidcClient:
     jwks_uri: str = ""  # private_key_jwt: where to fetch them instead
     federated_identities: tuple[FederatedIdentity, ...] = ()
     secret_sealed: str | None = None  # client_secret_jwt: the secret, sealed with SecretBox
+    # oidc-client-options (issue 13) ----------------------------------------------------------
+    secrets: tuple[ClientSecret, ...] = ()  # confidential clients: 1..N; public: none
+    skip_consent: bool = False  # trusted first-party app: consent is recorded, never asked
+    require_reauth: bool = False  # every authorization request needs a fresh passkey sign-in
+    launch_url: str = ""  # where "My apps" opens the app; empty: not listed there
+    logo_etag: str = ""  # set when a logo was uploaded (served at /api/oidc/clients/{id}/logo)
 
     def allows_grant(self, grant: str) -> bool:
         """Whether the client may use `grant` (an OPT_IN_GRANTS name, or authorization_code
@@ -113,6 +139,9 @@ class OidcClient:
         if self.token_endpoint_auth_method:
             return self.token_endpoint_auth_method
         return "none" if self.public else "client_secret_basic"
+
+    def active_secrets(self, now: float) -> tuple[ClientSecret, ...]:
+        return tuple(s for s in self.secrets if s.state(now) == "active")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +160,24 @@ class FederatedIdentity:
     @property
     def jwks_url(self) -> str:
         return self.jwks or self.issuer.rstrip("/") + "/.well-known/jwks.json"
+
+
+def uploaded_logo_path(client: OidcClient) -> str:
+    """Where an uploaded logo is served (Pocket-ID's path), its etag making each version's URL
+    new, so that it can be cached for long; empty without an uploaded logo."""
+    if not client.logo_etag:
+        return ""
+    return f"/api/oidc/clients/{quote(client.client_id, safe='')}/logo?v={client.logo_etag}"
+
+
+def open_to(client: OidcClient, groups: tuple[str, ...] | list[str]) -> bool:
+    """True if a member of `groups` may sign in to the client (no allowed groups: everyone)."""
+    return not client.allowed_groups or bool(set(client.allowed_groups) & set(groups))
+
+
+def logo_of(client: OidcClient) -> str:
+    """The logo to show for a client: the uploaded one, else logo_url, else empty."""
+    return uploaded_logo_path(client) or client.logo_url
 
 
 # validation ----------------------------------------------------------------------------------
@@ -242,11 +289,16 @@ def _check_lifetime(field: str, value: int, bounds: tuple[int, int]) -> int:
     return value
 
 
-def _check_logo_url(url: str) -> str:
+def _check_web_url(field: str, url: str) -> str:
+    """An https URL (http only on loopback hosts), or empty."""
     value = url.strip()
     if value and not value.startswith(("https://", "http://")):
-        raise InvalidInput(f"logo_url {url!r} must be an https URL")
-    return validate_redirect_uri(value, False, "logo_url") if value else value
+        raise InvalidInput(f"{field} {url!r} must be an https URL")
+    return validate_redirect_uri(value, False, field) if value else value
+
+
+def _check_logo_url(url: str) -> str:
+    return _check_web_url("logo_url", url)
 
 
 def _check_grants(client: OidcClient) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -451,6 +503,7 @@ def validated(client: OidcClient) -> OidcClient:
         ),
         logo_url=_check_logo_url(client.logo_url),
         allowed_resources=_validated_resources(client),
+        launch_url=_check_web_url("launch_url", client.launch_url),
     )
 
 
@@ -491,9 +544,57 @@ def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else ([] if value is None else value)
 
 
+def _checked_hash(value: str | None) -> str | None:
+    if value is not None and not _SHA256_HEX.match(value.strip().lower()):
+        raise ValueError("must be the 64 hex digits of the secret's SHA-256")
+    return None if value is None else value.strip().lower()
+
+
+def _secret_from(
+    client_id: str, secret_env: str | None, secret_hash: str | None, environ: Mapping[str, str]
+) -> str:
+    """The sha256 hex of a declared secret: given, or of the named environment variable."""
+    if secret_hash:
+        return secret_hash
+    secret = environ.get(secret_env or "")
+    if not secret:
+        raise ClientsConfigError(
+            f"CONFIG_FILE client {client_id!r}: environment variable {secret_env} "
+            "(its secret_env) is not set"
+        )
+    return hash_token(secret)
+
+
+class DeclaredSecret(BaseModel):
+    """One entry of a declared client's `secrets:` list (for rotating a declared client's
+    secret: list the new one, deploy the app, then remove the old one or let it expire)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "secret"
+    secret_env: str | None = None
+    secret_hash: str | None = None
+    expires: datetime | None = None  # ISO 8601; a date or time without zone is read as UTC
+
+    _hash = field_validator("secret_hash")(_checked_hash)
+
+    @model_validator(mode="after")
+    def _check_one(self) -> DeclaredSecret:
+        if bool(self.secret_env) == bool(self.secret_hash):
+            raise ValueError(f"secret {self.name!r}: give exactly one of secret_env or secret_hash")
+        return self
+
+    def expires_at(self) -> float | None:
+        if self.expires is None:
+            return None
+        when = self.expires if self.expires.tzinfo else self.expires.replace(tzinfo=UTC)
+        return when.timestamp()
+
+
 class DeclaredClient(BaseModel):
     """One entry of `clients:` in CONFIG_FILE. Confidential clients name their secret by
-    `secret_env` (an environment variable read at start-up) or `secret_hash` (sha256 hex)."""
+    `secret_env` (an environment variable read at start-up) or `secret_hash` (sha256 hex), or
+    several of them, each with a name and an optional expiry, under `secrets:`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -525,6 +626,11 @@ class DeclaredClient(BaseModel):
     jwks: dict[str, object] | str = ""  # a JWK Set (YAML mapping or JSON text)
     jwks_uri: str = ""
     federated_identities: list[DeclaredFederatedIdentity] = []
+    # oidc-client-options (issue 13)
+    secrets: list[DeclaredSecret] = []
+    skip_consent: bool = False
+    require_reauth: bool = False
+    launch_url: str = ""
 
     _listify = field_validator(
         "redirect_uris",
@@ -536,36 +642,47 @@ class DeclaredClient(BaseModel):
         mode="before",
     )(_as_list)
 
-    @field_validator("secret_hash")
-    @classmethod
-    def _check_hash(cls, value: str | None) -> str | None:
-        if value is not None and not _SHA256_HEX.match(value.strip().lower()):
-            raise ValueError("must be the 64 hex digits of the secret's SHA-256")
-        return None if value is None else value.strip().lower()
+    _hash = field_validator("secret_hash")(_checked_hash)
 
     @model_validator(mode="after")
     def _check_secret(self) -> DeclaredClient:
-        given = [k for k in ("secret_env", "secret_hash") if getattr(self, k)]
+        given = [k for k in ("secret_env", "secret_hash", "secrets") if getattr(self, k)]
         if self.public and given:
             raise ValueError(f"a public client has no secret: remove {given[0]}")
         keys_only = self.token_endpoint_auth_method == "private_key_jwt" and not given  # noqa: S105 - a method name
         if not self.public and len(given) != 1 and not keys_only:
-            raise ValueError("give exactly one of secret_env or secret_hash, or public: true")
+            raise ValueError(
+                "give exactly one of secret_env or secret_hash (or a secrets: list), "
+                "or public: true"
+            )
+        names = [s.name for s in self.secrets]
+        if len(set(names)) != len(names):
+            raise ValueError("each of secrets needs its own name")
         return self
+
+    def declared_secrets(self, environ: Mapping[str, str]) -> tuple[ClientSecret, ...]:
+        """The client's secrets, read from `environ` where named by secret_env."""
+        if self.public or not (self.secret_env or self.secret_hash or self.secrets):
+            return ()  # public, or a private_key_jwt client with keys only
+        if not self.secrets:
+            only = _secret_from(self.client_id, self.secret_env, self.secret_hash, environ)
+            return (ClientSecret(f"{self.client_id}:secret", "secret", only, 0.0),)
+        return tuple(
+            ClientSecret(
+                id=f"{self.client_id}:{s.name}",
+                name=s.name,
+                secret_hash=_secret_from(self.client_id, s.secret_env, s.secret_hash, environ),
+                created_at=0.0,
+                expires_at=s.expires_at(),
+            )
+            for s in self.secrets
+        )
 
     def to_client(self, environ: Mapping[str, str]) -> OidcClient:
         """The client this entry declares, secret read from `environ`; ClientsConfigError for a
         missing environment variable, InvalidInput for a bad value."""
-        secret_hash = self.secret_hash
-        if self.secret_env:
-            secret = environ.get(self.secret_env)
-            if not secret:
-                raise ClientsConfigError(
-                    f"CONFIG_FILE client {self.client_id!r}: environment variable "
-                    f"{self.secret_env} (its secret_env) is not set"
-                )
-            secret_hash = hash_token(secret)
-        values = self.model_dump(exclude={"secret_env", "secret_hash", *_APP_AUTH_KEYS})
+        secrets = self.declared_secrets(environ)
+        values = self.model_dump(exclude={"secret_env", "secret_hash", "secrets", *_APP_AUTH_KEYS})
         for key in (
             "redirect_uris",
             "post_logout_redirect_uris",
@@ -577,14 +694,15 @@ class DeclaredClient(BaseModel):
             values[key] = tuple(values[key])
         client = OidcClient(
             **values,
-            secret_hash=secret_hash,
+            secrets=secrets,
             declared=True,
             created_at=0.0,
             **self._app_auth_values(),
         )
-        if client.auth_method == "client_secret_jwt" and not self.secret_env:
+        if client.auth_method == "client_secret_jwt" and not (self.secret_env and not self.secrets):
             raise InvalidInput(
-                "client_secret_jwt needs the secret itself: give secret_env, not secret_hash"
+                "client_secret_jwt needs the secret itself: give secret_env (one secret), "
+                "not secret_hash or a secrets: list"
             )
         return validated(client)
 
@@ -623,7 +741,8 @@ def load_declared_clients(path: Path) -> list[DeclaredClient]:
             label += f" ({entry['client_id']!r})"
         try:
             model = DeclaredClient.model_validate(entry)
-            model.to_client({model.secret_env: "x"} if model.secret_env else {})
+            names = [model.secret_env, *(s.secret_env for s in model.secrets)]
+            model.to_client({name: "x" for name in names if name})
         except ValidationError as exc:
             raise ClientsConfigError(f"{path}: {label}: {_describe(exc)}") from None
         except InvalidInput as exc:

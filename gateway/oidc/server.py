@@ -61,7 +61,7 @@ from gateway.oidc.client_auth import (
     PrivateKeyJwt,
     ReplayGuard,
 )
-from gateway.oidc.client_service import ClientService
+from gateway.oidc.client_service import ClientService, SecretRefused
 from gateway.oidc.clients import OidcClient, validate_resource
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.device_codes import (
@@ -176,7 +176,15 @@ class ClientAdapter(ClientMixin):  # type: ignore[misc]
         return self._clients.redirect_uri_allowed(self.client, redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return self._clients.verify_secret(self.client, client_secret)
+        """Any unexpired, unrevoked secret of the client will do. An expired or revoked one
+        raises SecretRefused, which authenticate_client turns into invalid_client saying so."""
+        try:
+            self._clients.check_secret(self.client, client_secret)
+        except SecretRefused as refused:
+            if refused.reason == "wrong":
+                return False
+            raise
+        return True
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in _accepted_methods(self.client)
@@ -305,7 +313,12 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             )
         try:
             self._check_method(request, used)
-            client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
+            try:
+                client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
+            except SecretRefused as refused:  # an expired or revoked secret: say which
+                metrics.client_secret_refused(refused.client_id, refused.reason)
+                status = 401 if "client_secret_basic" in used else 400
+                raise InvalidClientError(status_code=status, description=str(refused)) from None
         except InvalidClientError as error:
             self._client_auth_failed(request, used, endpoint, error)
             raise

@@ -306,6 +306,41 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX oauth_tokens_user ON oauth_tokens(user_id)",
         ),
     ),
+    # oidc-client-options (issue 13): per-client options, several secrets, uploaded logos
+    (
+        12,
+        "OIDC clients: several secrets with expiry, consent/re-auth options, launch URL, logo",
+        (
+            """CREATE TABLE oidc_client_secrets (
+                id TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL REFERENCES oidc_clients(client_id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                secret_hash TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION,
+                last_used_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX oidc_client_secrets_client ON oidc_client_secrets(client_id)",
+            # The one secret each client had moves into the new table; the old column stays
+            # (unread, cleared) so that the migration needs no table rebuild on SQLite.
+            """INSERT INTO oidc_client_secrets (id, client_id, name, secret_hash, created_at)
+                SELECT 'moved-' || client_id, client_id, 'secret', secret_hash, created_at
+                FROM oidc_clients WHERE secret_hash IS NOT NULL""",
+            "UPDATE oidc_clients SET secret_hash = NULL",
+            "ALTER TABLE oidc_clients ADD COLUMN skip_consent INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE oidc_clients ADD COLUMN require_reauth INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE oidc_clients ADD COLUMN launch_url TEXT NOT NULL DEFAULT ''",
+            """CREATE TABLE oidc_client_logos (
+                client_id TEXT PRIMARY KEY
+                    REFERENCES oidc_clients(client_id) ON DELETE CASCADE,
+                content_type TEXT NOT NULL,
+                image TEXT NOT NULL,
+                etag TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.accounts import apps_pages
 from gateway.accounts import pages as account_pages
 from gateway.admin import api as admin_api
 from gateway.admin import audit_pages as admin_audit_pages
@@ -265,6 +266,7 @@ def create_app(services: Services) -> PassgateApp:
         routes=[
             *pages.routes,
             *account_pages.routes,
+            *apps_pages.routes,
             *admin_pages.routes,
             *admin_user_pages.routes,
             *admin_group_pages.routes,

@@ -465,7 +465,7 @@ def test_declared_private_key_jwt_client_reads_its_keys(key: ECKey) -> None:
     )
     client = entry.to_client({})  # no secret_env or secret_hash: it has no secret to send
     assert client.auth_method == "private_key_jwt" and client.require_par
-    assert client.secret_hash is None
+    assert client.secrets == ()
     assert json.loads(client.jwks)["keys"][0]["kid"] == "app-key-1"
     assert client.federated_identities[0].jwks_url == (
         "https://token.actions.githubusercontent.com/.well-known/jwks.json"

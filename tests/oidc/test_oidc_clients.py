@@ -31,7 +31,6 @@ def client_with(*uris: str, wildcards: bool = False) -> OidcClient:
     return OidcClient(
         client_id="c",
         name="c",
-        secret_hash=None,
         public=True,
         redirect_uris=uris,
         post_logout_redirect_uris=uris,
@@ -54,9 +53,10 @@ def client_with(*uris: str, wildcards: bool = False) -> OidcClient:
 def test_confidential_client_gets_a_secret_shown_once_and_stored_hashed(services: Services) -> None:
     client, secret = services.clients.create("Grafana", [CB])
     assert secret is not None and len(secret) >= 43
-    assert client.secret_hash == hash_token(secret) and not client.public
+    assert [s.secret_hash for s in client.secrets] == [hash_token(secret)]
+    assert not client.public
     stored = services.db.fetchone(
-        "SELECT secret_hash FROM oidc_clients WHERE client_id = ?", (client.client_id,)
+        "SELECT secret_hash FROM oidc_client_secrets WHERE client_id = ?", (client.client_id,)
     )
     assert stored == (hash_token(secret),)
     assert services.clients.verify_secret(client, secret)
@@ -93,7 +93,7 @@ def test_create_stores_every_setting(services: Services) -> None:
 
 def test_public_client_has_no_secret_and_never_verifies(services: Services) -> None:
     client, secret = services.clients.create("SPA", [CB], public=True)
-    assert secret is None and client.secret_hash is None and client.public
+    assert secret is None and client.secrets == () and client.public
     assert not services.clients.verify_secret(client, "")
     assert not services.clients.verify_secret(client, "anything")
 
@@ -153,7 +153,7 @@ def test_update_changes_only_what_is_given(services: Services) -> None:
         client.client_id, name="Renamed", redirect_uris=["https://app.example.com/new"]
     )
     assert updated.name == "Renamed" and updated.redirect_uris == ("https://app.example.com/new",)
-    assert updated.secret_hash == client.secret_hash
+    assert updated.secrets == client.secrets
     assert updated.pkce_required == client.pkce_required
     assert secret is not None and services.clients.verify_secret(updated, secret)
 
