@@ -78,8 +78,10 @@ class Setup:
         page.wait_for_url("**/account")
 
     def sign_in_to(self, page: Page, site: Site) -> dict[str, str]:
-        """Open the app; sign in at Passgate and allow it if asked; return what the app saw."""
+        """Open the app, which sends the browser to Passgate (by a redirect, or by a form it
+        submits); sign in and allow the app if asked; return what the app saw."""
         page.goto(f"{site.base}/app/whoami")
+        page.wait_for_url(f"{self.issuer}/**")
         if page.url.startswith(f"{self.issuer}/login"):
             page.click("#passkey-button")
             page.wait_for_url(re.compile(f"^({re.escape(self.issuer)}/authorize|{site.base})"))
