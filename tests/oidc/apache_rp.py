@@ -6,11 +6,10 @@ its session)."""
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import subprocess
-import sys
-import textwrap
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,19 +20,23 @@ from tests.conftest import free_port, wait_for
 
 APACHE = "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")
-NEEDED = ("mpm_prefork", "authn_core", "authz_core", "authz_user", "alias", "cgi", "env")
-# The app: shows what mod_auth_openidc handed it, as the environment and as request headers.
-APP_SCRIPT = f"""#!{sys.executable}
-import json, os
-seen = {{k: v for k, v in os.environ.items() if k.startswith(("OIDC_", "HTTP_", "REMOTE_USER"))}}
-print("Content-Type: application/json")
-print()
-print(json.dumps(seen))
+NEEDED = (
+    "mpm_prefork",
+    "authn_core",
+    "authz_core",
+    "authz_user",
+    "alias",
+    "cgi",
+    "env",
+    "rewrite",
+)
+# The app: shows what mod_auth_openidc handed it (environment variables, request headers).
+APP_SCRIPT = """#!/bin/sh
+printf 'Content-Type: text/plain\\n\\n'
+env | grep -E '^(OIDC_|HTTP_|REMOTE_USER=)' | sort
 """
-SIGNED_OUT_SCRIPT = f"""#!{sys.executable}
-print("Content-Type: text/html")
-print()
-print("<h1>Signed out of the app</h1>")
+SIGNED_OUT_SCRIPT = """#!/bin/sh
+printf 'Content-Type: text/html\\n\\n<h1>Signed out of the app</h1>\\n'
 """
 
 
@@ -44,6 +47,7 @@ class Site:
 
     name: str
     directives: dict[str, str] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()  # further configuration, as written (RewriteRule, ...)
     port: int = field(default_factory=free_port)
 
     @property
@@ -62,15 +66,11 @@ class Site:
 def require_apache() -> None:
     """Skip (fail on CI) without Apache and the module; .ci/run installs them."""
     missing = [
-        path
-        for path in (Path(APACHE), MODULES / "mod_auth_openidc.so")
-        if not path.exists()
+        path for path in (Path(APACHE), MODULES / "mod_auth_openidc.so") if not path.exists()
     ]
     if missing:
         hint = "apt-get install -y apache2 libapache2-mod-auth-openidc"
         message = f"{', '.join(map(str, missing))} missing: {hint}"
-        import os
-
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -88,6 +88,9 @@ class ApacheProcess:
         self.client_id = client_id
         self.secret = secret
         self.process: subprocess.Popen[bytes] | None = None
+        # Run as root, Apache serves as nobody, who cannot enter pytest's private tmp_path.
+        self.scripts = Path(tempfile.mkdtemp(prefix="passgate-apache-"))
+        self.scripts.chmod(0o755)
 
     @property
     def error_log(self) -> Path:
@@ -99,63 +102,61 @@ class ApacheProcess:
         return [line for line in text.splitlines() if "auth_openidc:error" in line]
 
     def write_config(self) -> Path:
-        for folder in ("app", "public"):
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
-        for path, script in (
-            (self.root / "app" / "whoami", APP_SCRIPT),
-            (self.root / "public" / "signed-out", SIGNED_OUT_SCRIPT),
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder, name, script in (
+            ("app", "whoami", APP_SCRIPT),
+            ("public", "signed-out", SIGNED_OUT_SCRIPT),
         ):
-            path.write_text(script)
-            path.chmod(0o755)
-        modules = "\n".join(
-            f"LoadModule {name}_module {MODULES}/mod_{name}.so" for name in NEEDED
-        )
-        config = textwrap.dedent(
-            f"""\
-            ServerRoot {self.root}
-            ServerName 127.0.0.1
-            PidFile {self.root}/httpd.pid
-            DefaultRuntimeDir {self.root}
-            ErrorLog {self.root}/error.log
-            LogLevel warn auth_openidc:info
-            {modules}
-            LoadModule auth_openidc_module {MODULES}/mod_auth_openidc.so
-            StartServers 2
-            MinSpareServers 1
-            MaxSpareServers 4
-            """
-        )
+            (self.scripts / folder).mkdir(mode=0o755, exist_ok=True)
+            (self.scripts / folder / name).write_text(script)
+            (self.scripts / folder / name).chmod(0o755)
+        config = [
+            f"ServerRoot {self.root}",
+            "ServerName 127.0.0.1",
+            f"PidFile {self.root}/httpd.pid",
+            f"DefaultRuntimeDir {self.root}",
+            f"ErrorLog {self.root}/error.log",
+            "LogLevel warn auth_openidc:info",
+            *(f"LoadModule {name}_module {MODULES}/mod_{name}.so" for name in NEEDED),
+            f"LoadModule auth_openidc_module {MODULES}/mod_auth_openidc.so",
+            "StartServers 2",
+            "MinSpareServers 1",
+            "MaxSpareServers 4",
+            *(["User nobody", "Group nogroup"] if os.geteuid() == 0 else []),
+        ]
         for site in self.sites:
-            extra = "\n".join(f"    {name} {value}" for name, value in site.directives.items())
-            config += textwrap.dedent(
-                f"""
-                Listen 127.0.0.1:{site.port}
-                <VirtualHost 127.0.0.1:{site.port}>
-                    OIDCProviderMetadataURL {self.metadata_url}
-                    OIDCClientID {self.client_id}
-                    OIDCClientSecret {self.secret}
-                    OIDCRedirectURI {site.redirect_uri}
-                    OIDCCryptoPassphrase test-passphrase-{site.name}
-                    OIDCCookie rp_{site.name}
-                    OIDCStateCookiePrefix rp_{site.name}_state_
-                    OIDCScope "openid profile email groups"
-                    OIDCPKCEMethod S256
-                    OIDCRemoteUserClaim preferred_username
-                    OIDCPassClaimsAs both
-                    OIDCAuthNHeader X-Remote-User
-                    OIDCDefaultLoggedOutURL {site.signed_out}
-                {{extra}}
-                    ScriptAlias /app/ {self.root}/app/
-                    ScriptAlias /public/ {self.root}/public/
-                    <Location /app/>
-                        AuthType openid-connect
-                        Require valid-user
-                    </Location>
-                </VirtualHost>
-                """
-            ).replace("{extra}", extra)
+            directives = {
+                "OIDCProviderMetadataURL": self.metadata_url,
+                "OIDCClientID": self.client_id,
+                "OIDCClientSecret": self.secret,
+                "OIDCRedirectURI": site.redirect_uri,
+                "OIDCCryptoPassphrase": f"test-passphrase-{site.name}",
+                # Both sites are on 127.0.0.1: cookies (which ignore ports) must not collide.
+                "OIDCCookie": f"rp_{site.name}",
+                "OIDCStateCookiePrefix": f"rp_{site.name}_state_",
+                "OIDCScope": '"openid profile email groups"',
+                "OIDCPKCEMethod": "S256",
+                "OIDCRemoteUserClaim": "preferred_username",
+                "OIDCPassClaimsAs": "both",
+                "OIDCAuthNHeader": "X-Remote-User",
+                "OIDCDefaultLoggedOutURL": site.signed_out,
+                **site.directives,
+            }
+            config += [
+                f"Listen 127.0.0.1:{site.port}",
+                f"<VirtualHost 127.0.0.1:{site.port}>",
+                *(f"    {name} {value}" for name, value in directives.items()),
+                *(f"    {line}" for line in site.lines),
+                f"    ScriptAlias /app/ {self.scripts}/app/",
+                f"    ScriptAlias /public/ {self.scripts}/public/",
+                "    <Location /app/>",
+                "        AuthType openid-connect",
+                "        Require valid-user",
+                "    </Location>",
+                "</VirtualHost>",
+            ]
         path = self.root / "httpd.conf"
-        path.write_text(config)
+        path.write_text("\n".join(config) + "\n")
         return path
 
     def start(self) -> None:
@@ -188,13 +189,10 @@ class ApacheProcess:
             self.process.terminate()
             self.process.wait(15)
             self.process = None
+        shutil.rmtree(self.scripts, ignore_errors=True)
 
 
 def claims_seen(text: str) -> dict[str, str]:
-    """What the CGI app printed: the variables mod_auth_openidc set."""
-    seen: dict[str, str] = json.loads(text)
-    return seen
-
-
-def apache_available() -> bool:
-    return shutil.which(APACHE) is not None
+    """What the CGI app printed: the variables mod_auth_openidc set, one NAME=value a line."""
+    pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
+    return {name: value for name, _, value in pairs}

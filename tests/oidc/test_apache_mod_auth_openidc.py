@@ -20,24 +20,27 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.browser import CHROMIUM_FLAGS
+from tests.browser import CHROMIUM_FLAGS, NO_AUTOFILL
 from tests.conftest import PassgateProcess, free_port, require_binary
 from tests.oidc.apache_rp import ApacheProcess, Site, claims_seen, require_apache
 
 CONFIRM = "form[action='/api/oidc/end-session/confirm'] button"
-GET_SITE = Site(
-    "get",
-    {
-        "OIDCSessionType": "server-cache",
-        # Not "claims": the ID token's claims would then cover the refreshed userinfo's.
-        "OIDCPassIDTokenAs": "serialized",
-        "OIDCUserInfoRefreshInterval": "1",
-        "OIDCRefreshAccessTokenBeforeExpiry": "3599",
-    },
-)
-POST_SITE = Site(
-    "post",
-    {"OIDCProviderAuthRequestMethod": "POST", "OIDCSessionType": "client-cookie"},
+# Server-cache sessions (the ID token is kept: logout sends id_token_hint), GET requests.
+GET_SITE = {
+    "OIDCSessionType": "server-cache",
+    # Not "claims": the ID token's claims would then cover the refreshed userinfo's.
+    "OIDCPassIDTokenAs": "serialized",
+    "OIDCUserInfoRefreshInterval": "1",
+    "OIDCRefreshAccessTokenBeforeExpiry": "3599",
+}
+# POST requests, client-cookie sessions (no ID token kept: logout sends no hint), and the
+# README's rewrite that takes `iss` off error responses, which 2.4.12 mistakes for discovery.
+POST_SITE = {"OIDCProviderAuthRequestMethod": "POST", "OIDCSessionType": "client-cookie"}
+DENY_REWRITE = (
+    "RewriteEngine On",
+    "RewriteCond %{QUERY_STRING} (^|&)error=",
+    "RewriteCond %{QUERY_STRING} ^(.*)&iss=[^&]*$",
+    "RewriteRule ^/app/redirect_uri$ /app/redirect_uri?%1 [L]",
 )
 
 
@@ -47,11 +50,12 @@ class Setup:
     apache: ApacheProcess
     browser: Browser
     issuer: str
-    client_id: str
+    sites: dict[str, Site]
 
     def person(self) -> Page:
         """A fresh browser profile with a virtual passkey authenticator."""
         context = self.browser.new_context()
+        context.add_init_script(NO_AUTOFILL)  # sign in by the button, never on its own
         page = context.new_page()
         cdp = context.new_cdp_session(page)
         cdp.send("WebAuthn.enable")
@@ -81,7 +85,7 @@ class Setup:
         """Open the app, which sends the browser to Passgate (by a redirect, or by a form it
         submits); sign in and allow the app if asked; return what the app saw."""
         page.goto(f"{site.base}/app/whoami")
-        page.wait_for_url(f"{self.issuer}/**")
+        page.wait_for_url(f"{self.issuer}/**")  # never silent: a sign-in or a consent page
         if page.url.startswith(f"{self.issuer}/login"):
             page.click("#passkey-button")
             page.wait_for_url(re.compile(f"^({re.escape(self.issuer)}/authorize|{site.base})"))
@@ -104,17 +108,25 @@ def setup(
     port = free_port()
     issuer = f"http://localhost:{port}"
     passgate = start_passgate(port=str(port), app_url=issuer, redis_url=redis_url)
-    sites = [GET_SITE, POST_SITE]
-    uris = [arg for s in sites for arg in ("--redirect-uri", s.redirect_uri)]
-    logout = [arg for s in sites for arg in ("--post-logout-uri", s.signed_out)]
+    sites = {
+        "get": Site("get", GET_SITE),
+        "post": Site("post", POST_SITE, DENY_REWRITE),
+        "client_id": Site("client_id", {"OIDCSessionType": "client-cookie"}),
+    }
+    uris = [arg for s in sites.values() for arg in ("--redirect-uri", s.redirect_uri)]
+    logout = [arg for s in sites.values() for arg in ("--post-logout-uri", s.signed_out)]
     added = passgate.cli("clients", "add", "Old App", *uris, *logout, "--refresh-tokens")
     assert added.returncode == 0, added.stderr
     client_id = re.search(r"client[ _]id:?\s+(\S+)", added.stdout, re.I)
     secret = re.search(r"secret:?\s+(\S+)", added.stdout, re.I)
     assert client_id is not None and secret is not None, added.stdout
+    # The README's fix for logout from client-cookie sessions: the app names itself.
+    sites["client_id"].directives["OIDCProviderEndSessionEndpoint"] = (
+        f"{issuer}/api/oidc/end-session?client_id={client_id.group(1)}"
+    )
     apache = ApacheProcess(
         tmp_path / "apache",
-        sites,
+        list(sites.values()),
         f"http://127.0.0.1:{port}/.well-known/openid-configuration",
         client_id.group(1),
         secret.group(1),
@@ -123,7 +135,7 @@ def setup(
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-            yield Setup(passgate, apache, browser, issuer, client_id.group(1))
+            yield Setup(passgate, apache, browser, issuer, sites)
             browser.close()
     finally:
         apache.stop()
@@ -137,9 +149,10 @@ def kid_of(id_token: str) -> str:
 
 
 def test_get_requests_server_cache_refresh_rotation_and_logout_with_hint(setup: Setup) -> None:
+    site = setup.sites["get"]
     page = setup.person()
     setup.set_up_account(page, "alice", "Alice Liddell")
-    seen = setup.sign_in_to(page, GET_SITE)
+    seen = setup.sign_in_to(page, site)
 
     # Claims reach the app as environment variables, the user also as a header. (Apache
     # gives a CGI no header whose name has an underscore, as the OIDC_CLAIM_* headers do.)
@@ -152,47 +165,61 @@ def test_get_requests_server_cache_refresh_rotation_and_logout_with_hint(setup: 
     changed = setup.passgate.cli("users", "update", "alice", "--name", "Alice Hargreaves")
     assert changed.returncode == 0, changed.stderr
     time.sleep(1.5)
-    again = setup.whoami(page, GET_SITE)
+    again = setup.whoami(page, site)
     assert again["OIDC_CLAIM_name"] == "Alice Hargreaves"
     assert again["OIDC_access_token"] != seen["OIDC_access_token"]
 
     # Logout with id_token_hint returns to the app's registered signed-out page.
-    page.goto(f"{GET_SITE.redirect_uri}?logout={GET_SITE.signed_out}")
+    page.goto(f"{site.redirect_uri}?logout={site.signed_out}")
     assert "id_token_hint=" in page.url and "Old App</strong> asks" in page.content()
     page.click(CONFIRM)
-    page.wait_for_url(GET_SITE.signed_out)
+    page.wait_for_url(site.signed_out)
     page.goto(f"{setup.issuer}/account")
     page.wait_for_url("**/login?*")
 
     # After key rotation the next sign-in's ID token is signed with the new key, and accepted.
     rotated = setup.passgate.cli("keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
-    fresh = setup.sign_in_to(page, GET_SITE)
+    fresh = setup.sign_in_to(page, site)
     assert kid_of(fresh["OIDC_id_token"]) != kid_of(seen["OIDC_id_token"])
     assert kid_of(fresh["OIDC_id_token"]) in rotated.stdout
 
 
-def test_post_requests_and_logout_without_hint_with_client_cookie_sessions(
+def test_post_requests_deny_and_logout_without_hint_with_client_cookie_sessions(
     setup: Setup,
 ) -> None:
+    site = setup.sites["post"]
     page = setup.person()
     setup.set_up_account(page, "alice", "Alice Liddell")
-    authorize: list[str] = []
-    page.on(
-        "request",
-        lambda r: authorize.append(r.method) if r.url.startswith(f"{setup.issuer}/authorize") else None,
-    )
-    seen = setup.sign_in_to(page, POST_SITE)
-    assert authorize[0] == "POST"
+    methods: list[str] = []
+    authorize = f"{setup.issuer}/authorize"
+    page.on("request", lambda r: methods.append(r.method) if r.url.startswith(authorize) else None)
+
+    # Deny reaches the app as access_denied (with the README's rewrite for 2.4.12).
+    page.goto(f"{site.base}/app/whoami")
+    page.wait_for_url(f"{authorize}?*")
+    page.click("button[value=deny]")
+    page.wait_for_selector("text=access_denied")
+
+    seen = setup.sign_in_to(page, site)
+    assert methods[0] == "POST"
     assert seen["REMOTE_USER"] == "alice" and seen["OIDC_CLAIM_name"] == "Alice Liddell"
 
     # No ID token in a client-cookie session: only post_logout_redirect_uri is sent. Passgate
     # signs the user out and shows its own page, since the app did not say who it is.
-    page.goto(f"{POST_SITE.redirect_uri}?logout={POST_SITE.signed_out}")
+    page.goto(f"{site.redirect_uri}?logout={site.signed_out}")
     assert "id_token_hint" not in page.url and "will not send you back" in page.content()
     page.click(CONFIRM)
     page.wait_for_selector("text=You are signed out")
     page.goto(f"{setup.issuer}/account")
     page.wait_for_url("**/login?*")
-    page.goto(f"{POST_SITE.base}/app/whoami")
-    page.wait_for_url(f"{setup.issuer}/login?*")
+    page.goto(f"{site.base}/app/whoami")
+    page.wait_for_url(f"{setup.issuer}/**")
+
+    # With client_id in the end-session address, the same session type comes back to the app.
+    other = setup.sites["client_id"]
+    assert setup.sign_in_to(page, other)["REMOTE_USER"] == "alice"
+    page.goto(f"{other.redirect_uri}?logout={other.signed_out}")
+    assert "client_id=" in page.url and "Old App</strong> asks" in page.content()
+    page.click(CONFIRM)
+    page.wait_for_url(other.signed_out)
