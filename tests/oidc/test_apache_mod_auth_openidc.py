@@ -94,6 +94,12 @@ class Setup:
         page.wait_for_url(f"{site.base}/app/whoami")
         return claims_seen(page.inner_text("body"))
 
+    def events(self, name: str) -> str:
+        """Passgate's audit events of one kind, as the CLI exports them (JSON lines)."""
+        exported = self.passgate.cli("audit", "export", "-", "--event", name)
+        assert exported.returncode == 0, exported.stderr
+        return exported.stdout
+
     def whoami(self, page: Page, site: Site) -> dict[str, str]:
         page.goto(f"{site.base}/app/whoami")
         return claims_seen(page.inner_text("body"))
@@ -168,6 +174,7 @@ def test_get_requests_server_cache_refresh_rotation_and_logout_with_hint(setup: 
     again = setup.whoami(page, site)
     assert again["OIDC_CLAIM_name"] == "Alice Hargreaves"
     assert again["OIDC_access_token"] != seen["OIDC_access_token"]
+    assert '"grant_type": "refresh_token"' in setup.events("token_refreshed")
 
     # Logout with id_token_hint returns to the app's registered signed-out page.
     page.goto(f"{site.redirect_uri}?logout={site.signed_out}")
@@ -176,6 +183,8 @@ def test_get_requests_server_cache_refresh_rotation_and_logout_with_hint(setup: 
     page.wait_for_url(site.signed_out)
     page.goto(f"{setup.issuer}/account")
     page.wait_for_url("**/login?*")
+    # ...and the module revoked its tokens on the way out.
+    assert "revoked by the app" in setup.events("token_revoked")
 
     # After key rotation the next sign-in's ID token is signed with the new key, and accepted.
     rotated = setup.passgate.cli("keys", "rotate")
