@@ -497,14 +497,15 @@ async def end_session_confirm(request: Request) -> Response:
             target += ("&" if "?" in target else "?") + urlencode({"state": sign_out.state})
         response = RedirectResponse(target, 303)
     elif form.get("return_refused"):
+        app = services.settings.app_name
         response = page(
             request,
             "message.html",
             title="You are signed out",
             message=(
-                "You are signed out of this Passgate and every app that uses it. The app that "
-                "sent you here did not say which app it is (no ID token, no client_id), so "
-                "Passgate cannot send you back to it: you can close this tab."
+                f"You are signed out of {app} and every app that uses it. The app that sent "
+                "you here did not say which app it is (no ID token, no client_id), so "
+                f"{app} cannot send you back to it: you can close this tab."
             ),
             link="/login",
             link_text="Sign in again",
