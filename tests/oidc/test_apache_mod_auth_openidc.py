@@ -145,7 +145,6 @@ def setup(
             browser.close()
     finally:
         apache.stop()
-    assert apache.errors() == []
 
 
 def kid_of(id_token: str) -> str:
@@ -192,6 +191,7 @@ def test_get_requests_server_cache_refresh_rotation_and_logout_with_hint(setup: 
     fresh = setup.sign_in_to(page, site)
     assert kid_of(fresh["OIDC_id_token"]) != kid_of(seen["OIDC_id_token"])
     assert kid_of(fresh["OIDC_id_token"]) in rotated.stdout
+    assert setup.apache.errors() == []
 
 
 def test_post_requests_deny_and_logout_without_hint_with_client_cookie_sessions(
@@ -232,3 +232,4 @@ def test_post_requests_deny_and_logout_without_hint_with_client_cookie_sessions(
     assert "client_id=" in page.url and "Old App</strong> asks" in page.content()
     page.click(CONFIRM)
     page.wait_for_url(other.signed_out)
+    assert setup.apache.errors() == []
