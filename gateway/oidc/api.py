@@ -24,9 +24,6 @@ from authlib.oidc.core.errors import (
     RequestNotSupportedError,
     RequestURINotSupportedError,
 )
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -50,6 +47,7 @@ from gateway.oidc.dpop import (
     verify_proof,
 )
 from gateway.oidc.endpoints import endpoints
+from gateway.oidc.logout import LogoutRefused, SignOut, check_sign_out
 from gateway.oidc.pushed_requests import URN_PREFIX, InvalidRequestUri, PushedRequest
 from gateway.oidc.response_modes import (
     RESPONSE_MODES,
@@ -509,6 +507,41 @@ async def authorize(request: Request) -> Response:
     )
 
 
+# The fields only the consent page's form carries: a POST to /authorize with either is the
+# user's decision (and must pass the CSRF checks); without them it is an app's request.
+CONSENT_FIELDS = ("decision", "csrf_token")
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+async def authorize_post(request: Request) -> Response:
+    """POST /authorize: the consent page's decision, or an authorization request that an app
+    sent as a form (OpenID Connect Core 3.1.2.1: the endpoint takes GET and POST alike).
+
+    The request is answered with a 303 to the same request as a GET. A form that an app's page
+    posts is a cross-site POST, which carries no SameSite=Lax cookie: handled in place, every
+    signed-in user would be asked to sign in again. After the redirect, a top-level GET, the
+    session cookie comes along and the request meets exactly the GET form's checks. No CSRF
+    token: the app's page is on another site by design, and the request changes nothing."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(FORM_TYPE):
+        return message(
+            request,
+            "This app's sign-in request is invalid",
+            f"An authorization request sent by POST must be a form ({FORM_TYPE}).",
+            400,
+            "/account",
+        )
+    form = await request.form()
+    if any(name in form for name in CONSENT_FIELDS):
+        return await authorize_decision(request)
+    pairs = [
+        *request.query_params.multi_items(),
+        *((name, value) for name, value in form.multi_items() if isinstance(value, str)),
+    ]
+    settings = services_of(request).settings
+    return RedirectResponse(f"{settings.app_url}/authorize?{urlencode(pairs)}", 303)
+
+
 async def authorize_decision(request: Request) -> Response:
     """POST /authorize from the consent page: allow or deny."""
     services = services_of(request)
@@ -755,66 +788,79 @@ async def _sender_refused(
     return None
 
 
-def _id_token_client(request: Request, id_token_hint: str | None) -> str | None:
-    """The client an ID token we signed was issued to (expired ones accepted, per the spec)."""
-    if not id_token_hint:
-        return None
-    keys = KeySet(list(server_of(request).keys.published()))
-    try:
-        token = jwt.decode(id_token_hint, keys)
-    except (JoseError, ValueError):
-        return None
-    if token.claims.get("iss") != services_of(request).settings.app_url:
-        return None
-    aud = token.claims.get("aud")
-    return aud[0] if isinstance(aud, list) and aud else aud if isinstance(aud, str) else None
-
-
 async def end_session(request: Request) -> Response:
-    """RP-initiated logout: confirm, end the session, return to a registered logout URL."""
-    params: dict[str, Any] = dict(request.query_params)
+    """RP-initiated logout: check who asks and where to go, then ask the user to confirm."""
+    services = services_of(request)
+    params: dict[str, str] = dict(request.query_params)
     if request.method == "POST":
         form = await request.form()
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    client_id = await run_in_threadpool(_id_token_client, request, params.get("id_token_hint"))
-    client_id = client_id or params.get("client_id")
-    requested = params.get("post_logout_redirect_uri") or ""
-    if requested and not await _logout_target_allowed(request, client_id, requested):
-        return message(
-            request,
-            "Unknown sign-out address",
-            "The app asked to return to an address it has not registered.",
-            400,
-            "/account",
+    try:
+        sign_out = await run_in_threadpool(
+            check_sign_out,
+            services.clients,
+            server_of(request).keys,
+            services.settings.app_url,
+            params,
         )
+    except LogoutRefused as refused:
+        log.info("sign-out request refused: %s", refused)
+        return message(
+            request, "This app's sign-out request is invalid", str(refused), 400, "/logout"
+        )
+    client = sign_out.client
     return page(
         request,
         "end_session.html",
-        target=requested,
-        state=params.get("state") or "",
-        client_id=client_id or "",
+        target=sign_out.target,
+        state=sign_out.state,
+        client_id=client.client_id if client else "",
+        client_name=client.name if client else "",
+        return_refused=sign_out.return_refused,
     )
-
-
-async def _logout_target_allowed(request: Request, client_id: str | None, target: str) -> bool:
-    clients = services_of(request).clients
-    client = await run_in_threadpool(clients.find, client_id) if client_id else None
-    return client is not None and clients.post_logout_uri_allowed(client, target)
 
 
 async def end_session_confirm(request: Request) -> Response:
     services = services_of(request)
     form = await form_with_csrf(request)
     await end_this_session(request, "oidc_end_session", form.get("client_id") or "")
-    target = form.get("target") or ""
     # Checked when the page was made; checked again, since the form is the browser's to change.
-    if target and await _logout_target_allowed(request, form.get("client_id"), target):
-        state = form.get("state")
-        if state:
-            target += ("&" if "?" in target else "?") + urlencode({"state": state})
+    try:
+        sign_out = await run_in_threadpool(
+            check_sign_out,
+            services.clients,
+            server_of(request).keys,
+            services.settings.app_url,
+            {
+                "client_id": form.get("client_id") or "",
+                "post_logout_redirect_uri": form.get("target") or "",
+                "state": form.get("state") or "",
+            },
+        )
+    except LogoutRefused:
+        sign_out = SignOut(None, "", "")
+    response: Response
+    if sign_out.target:
+        target = sign_out.target
+        if sign_out.state:
+            target += ("&" if "?" in target else "?") + urlencode({"state": sign_out.state})
+        response = RedirectResponse(target, 303)
+    elif form.get("return_refused"):
+        app = services.settings.app_name
+        response = page(
+            request,
+            "message.html",
+            title="You are signed out",
+            message=(
+                f"You are signed out of {app} and every app that uses it. The app that sent "
+                "you here did not say which app it is (no ID token, no client_id), so "
+                f"{app} cannot send you back to it: you can close this tab."
+            ),
+            link="/login",
+            link_text="Sign in again",
+        )
     else:
-        target = services.settings.app_url + "/login"
-    response = RedirectResponse(target, 303)
+        response = RedirectResponse(services.settings.app_url + "/login", 303)
     clear_session_cookie(response, services.settings)
     return response
 
@@ -862,7 +908,7 @@ routes = [
     ),
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
     Route("/authorize", authorize, methods=["GET"]),
-    Route("/authorize", authorize_decision, methods=["POST"]),
+    Route("/authorize", authorize_post, methods=["POST"]),
     Route("/api/oidc/token", token, methods=["POST"]),
     Route("/api/oidc/par", par, methods=["POST"]),
     Route("/api/oidc/userinfo", userinfo, methods=["GET", "POST"]),

@@ -14,7 +14,7 @@ import dataclasses
 import html
 import re
 import time
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -388,6 +388,110 @@ def test_user_disabled_after_the_code_gets_no_tokens(op: Op, alice: User) -> Non
     code = op.code(flow)
     asyncio.run(op.services.admin.set_disabled(CLI, "alice", True))
     assert_token_error(op.exchange(flow, code), "invalid_grant")
+
+
+# --- /authorize by POST (OpenID Connect Core 3.1.2.1) -----------------------------------------
+
+APP_SITE = "https://memos.example.com"  # where an app's auto-submitted form comes from
+EVERY_PARAMETER = {
+    "prompt": "consent",
+    "max_age": "3600",
+    "login_hint": "alice",
+    "display": "page",
+    "ui_locales": "en",
+    "claims_locales": "en",
+    "acr_values": "passkey",
+}
+
+
+def authorize_by_post(op: Op, params: dict[str, str]) -> httpx.Response:
+    """Send the authorization request as a form from the app's site, as mod_auth_openidc's
+    `OIDCProviderAuthRequestMethod POST` does (no CSRF token: it is not our form), and follow
+    Passgate's redirect to the same request as a GET."""
+    posted = op.browser.post("/authorize", data=params, headers={"Origin": APP_SITE})
+    assert posted.status_code == 303, posted.text
+    location = posted.headers["location"]
+    assert urlsplit(location).path == "/authorize"
+    return op.browser.get(location.removeprefix(APP))
+
+
+def test_authorization_request_by_post_becomes_the_same_request_as_a_get(op: Op) -> None:
+    rp = op.client()
+    params = op.flow(rp).params(**EVERY_PARAMETER)
+    posted = op.browser.post("/authorize", data=params, headers={"Origin": APP_SITE})
+    assert posted.status_code == 303
+    location = urlsplit(posted.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{APP}/authorize"
+    assert parse_qsl(location.query) == list(params.items())
+
+
+def test_authorization_request_by_post_issues_a_code_the_token_endpoint_takes(
+    op: Op, alice: User
+) -> None:
+    rp = op.client()
+    op.sign_in(alice)
+    op.consent(alice, rp)
+    flow = op.flow(rp)
+    query = redirect_query(authorize_by_post(op, flow.params()), CALLBACK)
+    assert query["state"] == flow.state and query["iss"] == APP
+    tokens = op.exchange(flow, query["code"]).json()
+    assert op.id_token_claims(tokens["id_token"])["nonce"] == flow.nonce
+
+
+@pytest.mark.parametrize(
+    ("signed_in", "overrides"),
+    [
+        (False, {"prompt": "none"}),
+        (False, {"login_hint": "alice"}),
+        (True, {"prompt": "consent"}),
+        (True, {"prompt": "login", "max_age": "0"}),
+        (True, {"request": "eyJhbGciOiJub25lIn0.e30."}),
+        (True, {"code_challenge_method": "plain"}),
+        (True, {"redirect_uri": "https://evil.example.net/steal"}),
+    ],
+    ids=[
+        "prompt-none",
+        "login-hint",
+        "prompt-consent",
+        "max-age",
+        "request-object",
+        "pkce",
+        "bad-redirect",
+    ],
+)
+def test_authorization_request_by_post_is_answered_as_by_get(
+    op: Op, alice: User, signed_in: bool, overrides: dict[str, str]
+) -> None:
+    rp = op.client()
+    op.consent(alice, rp)
+    if signed_in:
+        op.sign_in(alice)
+    params = op.flow(rp).params(**overrides)
+    by_get, by_post = op.authorize(params), authorize_by_post(op, params)
+    assert by_post.status_code == by_get.status_code
+    assert by_post.headers.get("location") == by_get.headers.get("location")
+    title = re.compile(r"<h1>(.*?)</h1>")
+    assert title.findall(by_post.text) == title.findall(by_get.text)
+
+
+def test_authorization_request_by_post_must_be_a_form(op: Op) -> None:
+    rp = op.client()
+    response = op.browser.post("/authorize", json=op.flow(rp).params())
+    assert response.status_code == 400 and "location" not in response.headers
+    assert "application/x-www-form-urlencoded" in response.text
+
+
+def test_consent_decision_without_its_csrf_token_is_refused(op: Op, alice: User) -> None:
+    """A cross-site POST that carries the consent form's field is taken for a decision, and a
+    decision needs the consent page's CSRF token: it cannot pass for an app's request."""
+    rp = op.client()
+    op.sign_in(alice)
+    query = urlencode(op.flow(rp).params())
+    response = op.browser.post(
+        f"/authorize?{query}", data={"decision": "allow"}, headers={"Origin": APP_SITE}
+    )
+    assert response.status_code == 403 and "location" not in response.headers
+    assert op.services.oauth.consented_scope(alice.id, rp.client_id) == set()
 
 
 # --- token endpoint: codes ------------------------------------------------------------------
@@ -907,37 +1011,134 @@ def test_public_client_revokes_its_own_token_without_a_secret(op: Op, signed_in_
 # --- end-session ----------------------------------------------------------------------------
 
 
-def test_end_session_with_unregistered_return_address_does_not_go_there(
+def end_session(op: Op, **params: str) -> httpx.Response:
+    return op.browser.get("/api/oidc/end-session", params=params)
+
+
+def confirm_sign_out(op: Op, page: httpx.Response, **changes: str) -> httpx.Response:
+    """Press "Sign out" on the confirmation page (with `changes` to its hidden fields, as a
+    browser could make them)."""
+    assert page.status_code == 200, page.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    fields = {name: html.unescape(value) for name, value in {**fields, **changes}.items()}
+    return op.browser.post("/api/oidc/end-session/confirm", data=fields, headers={"Origin": APP})
+
+
+def assert_signed_out(op: Op) -> None:
+    account = op.browser.get("/account")
+    assert account.status_code == 303 and "/login" in account.headers["location"]
+
+
+def assert_refused(response: httpx.Response, reason: str) -> None:
+    assert response.status_code == 400 and "location" not in response.headers
+    assert reason in html.unescape(response.text), response.text
+
+
+def test_end_session_with_id_token_hint_returns_to_a_registered_address(
     op: Op, confidential_flow: Flow
 ) -> None:
     id_token = op.tokens(confidential_flow)["id_token"]
-    response = op.browser.get(
-        "/api/oidc/end-session",
-        params={"id_token_hint": id_token, "post_logout_redirect_uri": "https://evil.example.net/"},
+    page = end_session(op, id_token_hint=id_token, post_logout_redirect_uri=LOGOUT, state="s")
+    assert "Memos</strong> asks to sign you out" in page.text
+    response = confirm_sign_out(op, page)
+    assert response.status_code == 303 and response.headers["location"] == f"{LOGOUT}?state=s"
+    assert_signed_out(op)
+
+
+def test_end_session_with_client_id_returns_to_a_registered_address(
+    op: Op, confidential_flow: Flow
+) -> None:
+    """mod_auth_openidc's client-cookie sessions keep no ID token: client_id names the app."""
+    client_id = confidential_flow.rp.client_id
+    page = end_session(op, client_id=client_id, post_logout_redirect_uri=LOGOUT, state="s")
+    response = confirm_sign_out(op, page)
+    assert response.status_code == 303 and response.headers["location"] == f"{LOGOUT}?state=s"
+    assert_signed_out(op)
+
+
+@pytest.mark.parametrize("names_itself", ["id_token_hint", "client_id"])
+def test_end_session_with_unregistered_return_address_does_not_go_there(
+    op: Op, confidential_flow: Flow, names_itself: str
+) -> None:
+    tokens = op.tokens(confidential_flow)
+    app = {"id_token_hint": tokens["id_token"], "client_id": confidential_flow.rp.client_id}
+    response = end_session(
+        op,
+        **{names_itself: app[names_itself]},
+        post_logout_redirect_uri="https://evil.example.net/",
     )
-    assert response.status_code == 400 and "location" not in response.headers
+    assert_refused(response, "Memos asked to return to an address that is not one of its")
     assert "evil.example.net" not in response.text
 
 
-def test_end_session_offers_a_registered_return_address(op: Op, confidential_flow: Flow) -> None:
+@pytest.mark.parametrize("requested", [LOGOUT, "https://evil.example.net/"])
+def test_end_session_naming_no_app_signs_out_without_redirecting(
+    op: Op, confidential_flow: Flow, requested: str
+) -> None:
+    """No hint, no client_id: the address cannot be tied to an app, so the user is signed out
+    and stays on Passgate's signed-out page (RP-Initiated Logout 1.0, section 3)."""
+    op.tokens(confidential_flow)
+    page = end_session(op, post_logout_redirect_uri=requested, state="s")
+    assert "will not send you back" in page.text and requested not in page.text
+    response = confirm_sign_out(op, page)
+    assert response.status_code == 200 and "location" not in response.headers
+    assert "You are signed out" in response.text and requested not in response.text
+    assert_signed_out(op)
+
+
+def test_end_session_without_a_return_address_goes_to_the_sign_in_page(
+    op: Op, confidential_flow: Flow
+) -> None:
     id_token = op.tokens(confidential_flow)["id_token"]
-    response = op.browser.get(
-        "/api/oidc/end-session",
-        params={"id_token_hint": id_token, "post_logout_redirect_uri": LOGOUT, "state": "s"},
-    )
-    assert response.status_code == 200 and LOGOUT in response.text
+    response = confirm_sign_out(op, end_session(op, id_token_hint=id_token))
+    assert response.status_code == 303 and response.headers["location"] == f"{APP}/login"
+    assert_signed_out(op)
 
 
-def test_end_session_ignores_a_forged_id_token_hint(op: Op, confidential_flow: Flow) -> None:
+def test_end_session_with_a_forged_id_token_hint_is_refused(
+    op: Op, confidential_flow: Flow
+) -> None:
     """A hint we did not sign names no client, so no client's return address is trusted."""
     id_token = op.tokens(confidential_flow)["id_token"]
     header, payload, _ = id_token.split(".")
     forged = f"{header}.{payload}.{base64.urlsafe_b64encode(b'x' * 256).decode().rstrip('=')}"
-    response = op.browser.get(
-        "/api/oidc/end-session",
-        params={"id_token_hint": forged, "post_logout_redirect_uri": LOGOUT},
+    response = end_session(op, id_token_hint=forged, post_logout_redirect_uri=LOGOUT)
+    assert_refused(response, "an ID token (id_token_hint) that Passgate did not sign")
+
+
+def test_end_session_with_a_hint_and_another_client_id_is_refused(
+    op: Op, confidential_flow: Flow
+) -> None:
+    id_token = op.tokens(confidential_flow)["id_token"]
+    other = op.client()
+    response = end_session(
+        op, id_token_hint=id_token, client_id=other.client_id, post_logout_redirect_uri=LOGOUT
     )
-    assert response.status_code == 400
+    assert_refused(response, "client_id does not match the app the ID token")
+
+
+def test_end_session_with_an_unknown_client_id_is_refused(op: Op) -> None:
+    response = end_session(op, client_id="no-such-app", post_logout_redirect_uri=LOGOUT)
+    assert_refused(response, "The client_id is not registered in this Passgate")
+
+
+def test_end_session_with_a_hint_for_a_deleted_app_is_refused(
+    op: Op, confidential_flow: Flow
+) -> None:
+    id_token = op.tokens(confidential_flow)["id_token"]
+    op.services.clients.delete(confidential_flow.rp.client_id)
+    response = end_session(op, id_token_hint=id_token, post_logout_redirect_uri=LOGOUT)
+    assert_refused(response, "issued to is not registered in this Passgate")
+
+
+def test_end_session_confirmation_edited_to_another_address_does_not_go_there(
+    op: Op, confidential_flow: Flow
+) -> None:
+    client_id = confidential_flow.rp.client_id
+    page = end_session(op, client_id=client_id, post_logout_redirect_uri=LOGOUT)
+    response = confirm_sign_out(op, page, target="https://evil.example.net/")
+    assert response.status_code == 303 and response.headers["location"] == f"{APP}/login"
+    assert_signed_out(op)
 
 
 # --- claims and discovery -------------------------------------------------------------------
