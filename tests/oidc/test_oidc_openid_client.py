@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.browser import DOMAIN, Gate
-from tests.conftest import PassgateProcess, require_binary
+from tests.conftest import PassgateProcess, exclusive, require_binary
 from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login
 
 RP_DIR = Path(__file__).resolve().parent.parent / "rp_node"
@@ -29,8 +29,11 @@ def openid_client() -> Path:
     """tests/rp_node with its locked npm dependencies installed (node_modules is not committed)."""
     npm = require_binary("npm", "apt-get install -y nodejs npm")
     require_binary("node", "apt-get install -y nodejs")
-    if not (RP_DIR / "node_modules" / "openid-client").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=RP_DIR, check=True, timeout=300)
+    with exclusive("npm-ci"):  # one worker installs; the others wait for it, then find it there
+        if not (RP_DIR / "node_modules" / "openid-client").is_dir():
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"], cwd=RP_DIR, check=True, timeout=300
+            )
     return RP_DIR
 
 
