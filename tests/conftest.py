@@ -47,8 +47,9 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # --- Ports: a block of its own for each worker ----------------------------------------------------
 
 # Below Linux's ephemeral range (32768-60999), so no outgoing connection and no `bind(0)` anywhere
-# on the machine can take a port between `free_port()` handing it out and the server binding it.
-PORT_BLOCKS = range(10000, 32000, 1000)
+# on the machine can take a port between `free_port()` handing it out and the server binding it;
+# above Chromium's restricted ports (the highest is 10080: ERR_UNSAFE_PORT).
+PORT_BLOCKS = range(20000, 32000, 500)
 LOCKS = Path(tempfile.gettempdir()) / f"passgate-tests-{os.getuid()}"
 
 
@@ -120,7 +121,9 @@ def exclusive(name: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 15.0, what: str = "service") -> None:
+# Generous: on a machine shared with other test runs a process can take many seconds to start,
+# and this bounds only how long a real failure takes to show.
+def wait_for(check: Callable[[], bool], timeout: float = 60.0, what: str = "service") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -130,6 +133,17 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0, what: str = "serv
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{what} did not come up within {timeout}s")
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within `grace` seconds (a slow machine, or a
+    server draining connections), so a test's teardown never leaves a process behind."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def port_open(port: int) -> bool:
@@ -185,8 +199,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
+            stop_process(self.process)
             self.process = None
 
 
@@ -324,8 +337,7 @@ class PassgateProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(15)
+            stop_process(self.process)
             self.process = None
             self.log.close()
 
@@ -398,8 +410,7 @@ class CaddyProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(15)
+            stop_process(self.process)
             self.process = None
             self.log.close()
 
