@@ -2,21 +2,31 @@
 
 A missing service is a failure with install instructions, never a silent skip. PostgreSQL is the
 one exception outside CI: without TEST_DATABASE_URL its cases skip locally; with CI=true they fail.
+
+The suite runs in parallel (pytest-xdist, `-n auto` in pyproject.toml): each worker is its own
+process with its own pytest session, so session fixtures (Redis) start once per worker. Whatever
+a test starts takes its port from `free_port()` (this worker's own block), its files from
+`tmp_path` (per worker), its PostgreSQL schema from `postgres_schema()` (named for the worker)
+and, for Caddy, `admin off` (its default admin endpoint, localhost:2019, is one per machine).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -30,15 +40,90 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# This process's name among the parallel workers: gw0, gw1, ... (or "main" when run serially).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+# --- Ports: a block of its own for each worker ----------------------------------------------------
+
+# Below Linux's ephemeral range (32768-60999), so no outgoing connection and no `bind(0)` anywhere
+# on the machine can take a port between `free_port()` handing it out and the server binding it;
+# above Chromium's restricted ports (the highest is 10080: ERR_UNSAFE_PORT).
+PORT_BLOCKS = range(20000, 32000, 500)
+LOCKS = Path(tempfile.gettempdir()) / f"passgate-tests-{os.getuid()}"
+
+
+class PortBlock:
+    """A block of PORT_BLOCKS that this process holds a lock on for its lifetime, so no other
+    worker (of this run or of another checkout's run on the same machine) hands out the same
+    ports. Falls back to a kernel-chosen port when every block is taken."""
+
+    def __init__(self) -> None:
+        self._lock: IO[str] | None = None
+        self._ports: range | None = None
+        self._next = 0
+
+    def _claim(self) -> range | None:
+        with contextlib.suppress(OSError):
+            LOCKS.mkdir(exist_ok=True)
+            for block in PORT_BLOCKS:
+                lock = open(LOCKS / f"ports-{block}.lock", "w")  # noqa: SIM115 - held till exit
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    lock.close()
+                    continue
+                self._lock = lock
+                return range(block, block + PORT_BLOCKS.step)
+        return None
+
+    def take(self) -> int:
+        if self._ports is None:
+            self._ports = self._claim() or range(0)
+        for _ in range(len(self._ports)):
+            port = self._ports[self._next % len(self._ports)]
+            self._next += 1
+            if bindable(port):
+                return port
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+
+def bindable(port: int) -> bool:
+    """Nothing listens on the port and no connection lingers on it (no SO_REUSEADDR here)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+PORTS = PortBlock()
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, from this worker's own block."""
+    return PORTS.take()
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 15.0, what: str = "service") -> None:
+@contextmanager
+def exclusive(name: str) -> Iterator[None]:
+    """Hold a machine-wide lock named `name` (e.g. around a one-time install that every worker
+    would otherwise run at once into the same folder)."""
+    LOCKS.mkdir(exist_ok=True)
+    with open(LOCKS / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# Generous: on a machine shared with other test runs a process can take many seconds to start,
+# and this bounds only how long a real failure takes to show.
+def wait_for(check: Callable[[], bool], timeout: float = 60.0, what: str = "service") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -48,6 +133,17 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0, what: str = "serv
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{what} did not come up within {timeout}s")
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within `grace` seconds (a slow machine, or a
+    server draining connections), so a test's teardown never leaves a process behind."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def port_open(port: int) -> bool:
@@ -103,8 +199,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
+            stop_process(self.process)
             self.process = None
 
 
@@ -138,7 +233,7 @@ def postgres_schema(prefix: str = "t_") -> Iterator[str]:
         if IN_CI:
             pytest.fail("TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
         pytest.skip("TEST_DATABASE_URL not set (PostgreSQL tests run in CI)")
-    schema = prefix + secrets.token_hex(6)
+    schema = f"{prefix}{WORKER}_{secrets.token_hex(6)}"  # unique per worker and per run
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in base else "?"
@@ -242,8 +337,7 @@ class PassgateProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(15)
+            stop_process(self.process)
             self.process = None
             self.log.close()
 
@@ -281,8 +375,17 @@ def start_passgate(tmp_path: Path) -> Iterator[Callable[..., PassgateProcess]]:
 CADDY_DIR = ROOT / "caddy"
 
 
+# `admin off`, or the admin endpoint on an address of its own: never Caddy's default :2019.
+CADDY_ADMIN = re.compile(r"^\s*admin\s+(off|\S*:(?!2019\b)\d+)\s*$", re.M)
+
+
 class CaddyProcess:
     def __init__(self, config: Path, port: int, log_path: Path) -> None:
+        if not CADDY_ADMIN.search(config.read_text()):
+            raise ValueError(
+                f"{config} leaves Caddy's admin endpoint on localhost:2019, which parallel "
+                "workers would fight over: put `admin off` in its global options"
+            )
         self.config = config
         self.port = port
         self.log_path = log_path
@@ -307,8 +410,7 @@ class CaddyProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(15)
+            stop_process(self.process)
             self.process = None
             self.log.close()
 

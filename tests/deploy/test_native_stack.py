@@ -40,6 +40,9 @@ from tests.conftest import (
 from tests.upstream import EchoServer
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+# One worker: without PASSGATE_BIN, `passgate_bin` builds the wheel in the source tree (build/,
+# *.egg-info), and two workers building it there at once would corrupt each other's build.
+pytestmark = pytest.mark.xdist_group("native-stack")
 
 
 def build_passgate_from_wheel(folder: Path) -> Path:

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import CaddyProcess, PassgateProcess, free_port
+from tests.conftest import CaddyProcess, PassgateProcess, free_port, wait_for
 from tests.upstream import EchoServer
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Sec-Fetch-Mode": "navigate"}
@@ -299,11 +299,11 @@ def test_redis_outage_fails_closed_with_503_and_recovers(
         assert down.status_code == 503
     finally:
         redis_server.start()
-    time.sleep(0.2)
+    headers = {"Accept": "application/json", "Cookie": f"passgate_session={cookie}"}
+    # Passgate reconnects on the next request, which on a loaded machine can outlast its 0.5 s
+    # Redis timeout once or twice: wait for the 503s to end rather than for a fixed moment.
+    wait_for(lambda: stack.get("app", "/", headers=headers).status_code != 503, what="recovery")
     # A restarted Redis kept nothing (no persistence in tests): the session is gone, refused.
-    again = stack.get(
-        "app", "/", headers={"Accept": "application/json", "Cookie": f"passgate_session={cookie}"}
-    )
-    assert again.status_code == 401
+    assert stack.get("app", "/", headers=headers).status_code == 401
     log = stack.passgate.log_path.read_text()
     assert log.count("Redis is unreachable") == 1

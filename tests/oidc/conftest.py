@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, sync_playwright
 from gateway.accounts.users import User
 from gateway.services import Services
 from tests.browser import CHROMIUM_FLAGS, DOMAIN
-from tests.conftest import PassgateProcess, free_port, require_binary
+from tests.conftest import PassgateProcess, exclusive, free_port, require_binary
 from tests.oidc import node_rp
 from tests.oidc.in_process import Op
 
@@ -59,8 +59,9 @@ def openid_client() -> Path:
     """tests/rp_node with its locked npm dependencies installed (node_modules is not committed)."""
     npm = require_binary("npm", "apt-get install -y nodejs npm")
     require_binary("node", "apt-get install -y nodejs")
-    if not node_rp.installed():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=node_rp.RP_DIR, check=True, timeout=300
-        )
+    with exclusive("npm-ci"):  # one worker installs; the others wait for it, then find it there
+        if not node_rp.installed():
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"], cwd=node_rp.RP_DIR, check=True, timeout=300
+            )
     return node_rp.RP_DIR
