@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.audit.log import CLI, AuditFilters
+from gateway.cli import import_tinyauth
 from gateway.cli.running import with_services
 from gateway.core.errors import InvalidInput
+from gateway.core.settings import Settings
 from gateway.services import Services
 
 if TYPE_CHECKING:
@@ -187,9 +189,30 @@ def add_archive_commands(sub: Subparsers) -> None:
     restore = sub.add_parser(
         "import", help="restore an archive into an empty database", allow_abbrev=False
     )
-    restore.add_argument("file", help="archive made by passgate export")
+    restore.add_argument(
+        "file",
+        help="archive made by passgate export; or `tinyauth` to convert Tinyauth's configuration "
+        "(`passgate import tinyauth --help`)",
+    )
     restore.add_argument("--passphrase-env", metavar="VAR", help=from_env)
     restore.add_argument(
         "--replace", action="store_true", help="wipe a database that holds data, in the same step"
     )
-    restore.set_defaults(func=cmd_import)
+    # --- import-tinyauth: `passgate import SOURCE ...` hands the rest to that importer.
+    restore.add_argument("source_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    restore.set_defaults(func=cmd_import_any)
+
+
+IMPORT_SOURCES = {"tinyauth": import_tinyauth.run}
+
+
+def cmd_import_any(args: argparse.Namespace, settings: Settings) -> int:
+    """`passgate import FILE` restores an archive; `passgate import SOURCE ...` converts."""
+    importer = IMPORT_SOURCES.get(args.file)
+    if importer is None:
+        if args.source_args:
+            raise InvalidInput(f"unexpected arguments: {' '.join(args.source_args)}")
+        return cmd_import(args, settings)
+    if args.replace or args.passphrase_env:
+        raise InvalidInput(f"--replace and --passphrase-env are for archives, not {args.file}")
+    return importer(args.source_args)

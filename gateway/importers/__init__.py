@@ -1,0 +1,1 @@
+"""Importers: turn another login gateway's data and configuration into Passgate's."""
