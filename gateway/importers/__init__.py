@@ -1,1 +1,2 @@
-"""Importers: turn another login gateway's data and configuration into Passgate's."""
+"""Importers: turn another login gateway's configuration and data into Passgate's (`passgate
+import tinyauth`). Imports the areas below gateway.services."""

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-from io import StringIO
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from io import StringIO
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
