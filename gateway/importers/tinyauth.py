@@ -289,7 +289,7 @@ def convert(
     document = {"default_policy": "allow", "rules": out.rules}
     header = (
         f"# Passgate access rules converted from Tinyauth {TINYAUTH_VERSION} by "
-        f"`passgate import tinyauth`{' (' + source + ')' if source else ''}.\n"
+        "`passgate import tinyauth`" + (f"\n# from {source}" if source else "") + ".\n"
         "# Like Tinyauth, any signed-in user reaches a host no rule names (default_policy: "
         "allow).\n"
         "# Check a URL with `passgate rules check URL --user NAME`. Path patterns match the\n"
@@ -542,6 +542,15 @@ def _user_rules(
                 f"{where}.ldap.groups",
                 "Passgate has no LDAP: these are Passgate groups now; put the users in them",
                 lossy=False,
+            )
+        )
+    if groups and not app.get("users.allow"):
+        notes.append(
+            Note(
+                f"{where}.oauth.groups",
+                "Tinyauth checked groups for OAuth/LDAP users only and let every local user "
+                f"in; here only members of {', '.join(groups)} are: add the former local users "
+                "to the group in Passgate",
             )
         )
     subjects += [f"group:{g}" for g in groups]
