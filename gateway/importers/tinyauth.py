@@ -26,8 +26,10 @@ from urllib.parse import urlsplit
 
 import yaml
 from dotenv import dotenv_values
+from pydantic import ValidationError
 
 from gateway.core.errors import PassgateError
+from gateway.forward_auth.rules import RulesFileModel
 
 TINYAUTH_VERSION = "v5"
 PREFIX = "tinyauth."
@@ -287,6 +289,13 @@ def convert(
                 )
                 out.add(name="tinyauth-ip-not-allowed", domain=domains, policy="deny")
     document = {"default_policy": "allow", "rules": out.rules}
+    try:  # the same validation CONFIG_FILE gets: never hand over a file Passgate refuses
+        RulesFileModel.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise TinyauthImportError(f"the converted rules would not load: {problems}") from None
     header = (
         f"# Passgate access rules converted from Tinyauth {TINYAUTH_VERSION} by "
         "`passgate import tinyauth`" + (f"\n# from {source}" if source else "") + ".\n"
@@ -544,13 +553,13 @@ def _user_rules(
                 lossy=False,
             )
         )
-    if groups and not app.get("users.allow"):
+    if (groups or whitelist) and not app.get("users.allow"):
         notes.append(
             Note(
-                f"{where}.oauth.groups",
-                "Tinyauth checked groups for OAuth/LDAP users only and let every local user "
-                f"in; here only members of {', '.join(groups)} are: add the former local users "
-                "to the group in Passgate",
+                where,
+                "Tinyauth checked oauth.whitelist/groups for OAuth/LDAP users only and let every "
+                "local user in; here only the listed users and groups are: add the former local "
+                "users to the rule or to a group in Passgate",
             )
         )
     subjects += [f"group:{g}" for g in groups]

@@ -190,6 +190,43 @@ def test_unmapped_whitelist_email_is_left_out_and_the_app_stays_closed() -> None
     assert any("--email-user eve@example.com=USERNAME" in str(n) for n in conversion.notes)
 
 
+def test_regex_that_go_and_python_read_differently_is_refused() -> None:
+    config = tinyauth.gather(
+        {
+            "TINYAUTH_APPS_APP_CONFIG_DOMAIN": "app.example.com",
+            "TINYAUTH_APPS_APP_PATH_ALLOW": "^/\\p{L}+/",
+        }
+    )
+    conversion = tinyauth.convert(config)
+    assert "app-open-paths" not in conversion.yaml
+    assert any("refused" in str(n) and n.lossy for n in conversion.notes)
+
+
+def test_unanchored_protected_path_still_protects_it_anywhere(tmp_path: Path) -> None:
+    config = tinyauth.gather(
+        {
+            "TINYAUTH_APPS_APP_CONFIG_DOMAIN": "app.example.com",
+            "TINYAUTH_APPS_APP_PATH_BLOCK": "/settings",
+        }
+    )
+    rules_path = tmp_path / "rules.yaml"
+    rules_path.write_text(tinyauth.convert(config).yaml)
+    rules = load_rules(rules_path)
+    assert rules.warnings == ()
+    assert decide(request_from_url("https://app.example.com/u/settings"), None, rules).outcome == (
+        Outcome.LOGIN
+    )
+    assert decide(request_from_url("https://app.example.com/u/x"), None, rules).outcome == (
+        Outcome.BYPASS
+    )
+
+
+def test_domain_passgate_would_refuse_is_an_error_not_a_file() -> None:
+    config = tinyauth.gather({"TINYAUTH_APPS_APP_CONFIG_DOMAIN": "my_app.example.com"})
+    with pytest.raises(tinyauth.TinyauthImportError, match="would not load"):
+        tinyauth.convert(config)
+
+
 def test_pre_v5_names_are_reported_not_guessed() -> None:
     notes = tinyauth.gather({"APP_URL": "https://auth.example.com"}).notes
     assert notes[0].lossy and "v5" in notes[0].message
@@ -232,6 +269,23 @@ def test_import_of_an_archive_file_still_restores_archives(tmp_path: Path) -> No
     result = passgate("import", str(archive), "--passphrase-env", "PHRASE", env=settings)
     assert result.returncode == 2
     assert result.stderr.strip() == f"passgate: cannot read {archive}: No such file or directory"
+
+
+def test_command_prints_the_caddy_site_blocks_with_the_rules(tmp_path: Path) -> None:
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text(
+        "wiki.example.com {\n\tforward_auth tinyauth:3000 {\n\t\turi /api/auth/caddy\n\t}\n"
+        "\treverse_proxy wiki:8080\n}\n"
+    )
+    out = tmp_path / "rules.yaml"
+    result = passgate(
+        "import", "tinyauth", "--env", str(ENV), "--caddyfile", str(caddyfile),
+        "--passgate", "pg:1411", "--output", str(out),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "wiki.example.com {\n\timport passgate pg:1411\n\treverse_proxy wiki:8080\n}" in (
+        result.stdout
+    )
 
 
 def test_caddyfile_forward_auth_becomes_the_passgate_snippet() -> None:
