@@ -71,7 +71,6 @@ _NOT_NEEDED = {
     "auth.trustedproxies": "set Passgate's TRUSTED_PROXIES to your proxy's address",
     "oidc.privatekeypath": "Passgate keeps its own signing keys (`passgate keys`)",
     "oidc.publickeypath": "Passgate keeps its own signing keys (`passgate keys`)",
-    "experimental.configfile": "read that file's values into --env form to import them",
 }
 _NOT_NEEDED_PREFIXES = ("ui.", "log.")
 
@@ -232,7 +231,11 @@ def _take(config: TinyauthConfig, key: str, value: str, where: str, source: str)
         app.fields[app_field] = value
         return
     config.settings[key] = value
-    if key in _NOT_NEEDED:
+    if key == "experimental.configfile" and value.strip():
+        config.notes.append(
+            Note(where, "Tinyauth's YAML config file is not read: give its values as --env lines")
+        )
+    elif key in _NOT_NEEDED:
         config.notes.append(Note(where, _NOT_NEEDED[key], lossy=False))
     elif key.startswith(_NOT_NEEDED_PREFIXES):
         config.notes.append(Note(where, "Tinyauth's own UI and logs: not needed", lossy=False))
@@ -361,7 +364,9 @@ def _global_notes(config: TinyauthConfig, notes: list[Note]) -> None:
     for key in settings:
         if key in ("appurl", "auth.users", "auth.usersfile", "oauth.whitelist"):
             continue
-        if key in ("auth.ip.allow", "auth.ip.block") or key in _NOT_NEEDED:
+        if key in ("auth.ip.allow", "auth.ip.block", "experimental.configfile"):
+            continue
+        if key in _NOT_NEEDED:
             continue
         if key.startswith(_NOT_NEEDED_PREFIXES):
             continue
@@ -717,13 +722,29 @@ def convert_caddyfile(text: str, passgate: str, notes: list[Note]) -> list[Caddy
     """Each site block with a Tinyauth `forward_auth ... { uri /api/auth/caddy }`, with that
     block replaced by `import passgate <passgate>`. Other lines are kept as written."""
     sites = []
-    for addresses, lines in _site_blocks(text):
+    blocks = _top_level_blocks(text)
+    # Tinyauth's docs put forward_auth in a snippet, `(tinyauth_forwarder)`, that sites import.
+    snippets = {
+        head[1:-1].strip()
+        for head, lines in blocks
+        if head.startswith("(") and head.endswith(")") and _has_tinyauth(lines)
+    }
+    for addresses, lines in blocks:
+        if addresses.startswith("("):
+            continue
         rewritten: list[str] = []
         found = False
         index = 0
         while index < len(lines):
             line = lines[index]
             stripped = line.strip()
+            words = stripped.split()
+            if len(words) == 2 and words[0] == "import" and words[1] in snippets:
+                found = True
+                indent = line[: len(line) - len(line.lstrip())]
+                rewritten.append(f"{indent}import passgate {passgate}")
+                index += 1
+                continue
             if stripped.startswith("forward_auth") and stripped.endswith("{"):
                 end = _block_end(lines, index)
                 inner = [entry.strip() for entry in lines[index + 1 : end]]
@@ -762,8 +783,12 @@ def convert_caddyfile(text: str, passgate: str, notes: list[Note]) -> list[Caddy
     return sites
 
 
-def _site_blocks(text: str) -> list[tuple[str, list[str]]]:
-    """Top-level `addresses {` ... `}` blocks (not the global options block or snippets)."""
+def _has_tinyauth(lines: list[str]) -> bool:
+    return any(line.split()[:2] == ["uri", TINYAUTH_CADDY_URI] for line in lines)
+
+
+def _top_level_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """Top-level `head {` ... `}` blocks: sites and `(snippets)`, not the global options."""
     lines = text.splitlines()
     blocks = []
     index = 0
@@ -772,7 +797,7 @@ def _site_blocks(text: str) -> list[tuple[str, list[str]]]:
         if stripped.endswith("{") and not stripped.startswith("#"):
             head = stripped[:-1].strip()
             end = _block_end(lines, index)
-            if head and not head.startswith("("):
+            if head:
                 blocks.append((head, lines[index + 1 : end]))
             index = end + 1
             continue

@@ -302,12 +302,16 @@ def test_caddyfile_forward_auth_becomes_the_passgate_snippet() -> None:
         "\treverse_proxy wiki:8080\n"
         "}\n"
         "static.example.com {\n\tfile_server\n}\n"
+        "git.example.com {\n\timport tinyauth_forwarder\n\treverse_proxy git:3000\n}\n"
     )
     notes: list[tinyauth.Note] = []
     sites = tinyauth.convert_caddyfile(text, "passgate:1411", notes)
-    assert [s.addresses for s in sites] == ["wiki.example.com"]
+    assert [s.addresses for s in sites] == ["wiki.example.com", "git.example.com"]
     assert sites[0].block == (
         "wiki.example.com {\n\timport passgate passgate:1411\n\treverse_proxy wiki:8080\n}\n"
+    )
+    assert sites[1].block == (
+        "git.example.com {\n\timport passgate passgate:1411\n\treverse_proxy git:3000\n}\n"
     )
     assert any("X-Extra" in str(n) for n in notes)
 
