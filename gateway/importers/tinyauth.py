@@ -269,8 +269,10 @@ def convert(
     global_allow = _networks(
         _list(config.settings.get("auth.ip.allow", "")), "auth.ip.allow", notes
     )
-    for app in sorted(config.apps.values(), key=lambda a: a.name):
-        _convert_app(app, base, global_block, global_allow, emails, out)
+    # Tinyauth looks in its static (env) apps first, then in container labels.
+    domains_seen: dict[str, str] = {}
+    for app in sorted(config.apps.values(), key=lambda a: (a.source != "env", a.name)):
+        _convert_app(app, base, global_block, global_allow, emails, out, domains_seen)
     if global_block or global_allow:
         if base is None:
             notes.append(
@@ -307,9 +309,10 @@ def convert(
         "# Check a URL with `passgate rules check URL --user NAME`. Path patterns match the\n"
         "# canonical path without the query string (Tinyauth matched the raw URI with it).\n"
     )
-    if notes:
+    lossy = [" ".join(str(note).splitlines()) for note in notes if note.lossy]
+    if lossy:  # one line each: a value with a line break must not end the comment
         header += "# Notes from the conversion (also printed on stderr):\n" + "".join(
-            f"#   {note}\n" for note in notes if note.lossy
+            f"#   {note}\n" for note in lossy
         )
     body = yaml.dump(document, Dumper=_RulesDumper, sort_keys=False, width=100)
     body = body.replace("\n- name:", "\n\n- name:")  # a blank line between rules
@@ -427,6 +430,7 @@ def _convert_app(
     global_allow: list[str],
     emails: Mapping[str, str],
     out: _Builder,
+    domains_seen: dict[str, str],
 ) -> None:
     where = f"apps.{app.name}"
     notes = out.notes
@@ -452,6 +456,16 @@ def _convert_app(
             )
         )
         return
+    if domain in domains_seen:
+        notes.append(
+            Note(
+                where,
+                f"{domain} is already the domain of app {domains_seen[domain]!r}, whose rules "
+                "come first; this app's rules are left out",
+            )
+        )
+        return
+    domains_seen[domain] = app.name
     name = app.name
     bypass_ips = _networks(app.items("ip.bypass"), f"{where}.ip.bypass", notes)
     block_ips = global_block + _networks(app.items("ip.block"), f"{where}.ip.block", notes)

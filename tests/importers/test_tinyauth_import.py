@@ -227,6 +227,20 @@ def test_domain_passgate_would_refuse_is_an_error_not_a_file() -> None:
         tinyauth.convert(config)
 
 
+def test_env_app_wins_over_a_label_app_with_the_same_domain() -> None:
+    env = {
+        "TINYAUTH_APPS_WIKI_CONFIG_DOMAIN": "wiki.example.com",
+        "TINYAUTH_APPS_WIKI_USERS_ALLOW": "ann",
+    }
+    labels = {
+        "tinyauth.apps.another.config.domain": "wiki.example.com",
+        "tinyauth.apps.another.users.allow": "zed",
+    }
+    conversion = tinyauth.convert(tinyauth.gather(env, [("wiki2", labels)]))
+    assert "user:ann" in conversion.yaml and "user:zed" not in conversion.yaml
+    assert any("already the domain of app 'wiki'" in str(n) for n in conversion.notes)
+
+
 def test_pre_v5_names_are_reported_not_guessed() -> None:
     notes = tinyauth.gather({"APP_URL": "https://auth.example.com"}).notes
     assert notes[0].lossy and "v5" in notes[0].message
