@@ -293,6 +293,15 @@ def convert(
                     name="tinyauth-ip-allow", domain=domains, networks=global_allow, policy="allow"
                 )
                 out.add(name="tinyauth-ip-not-allowed", domain=domains, policy="deny")
+    if any("networks" in rule for rule in out.rules):
+        notes.append(
+            Note(
+                "networks",
+                "rules with networks judge the client's address, which Passgate takes from "
+                "X-Forwarded-For only when the proxy is in TRUSTED_PROXIES: set it",
+                lossy=False,
+            )
+        )
     document = {"default_policy": "allow", "rules": out.rules}
     try:  # the same validation CONFIG_FILE gets: never hand over a file Passgate refuses
         RulesFileModel.model_validate(document)
