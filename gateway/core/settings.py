@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from gateway.core.errors import SettingsInvalid
 from gateway.http.forwarded import TrustedProxies
@@ -33,12 +39,65 @@ def _minutes(value: object) -> object:
     return value
 
 
+# Pocket-ID env file: the settings whose value may also come from a file named by `<NAME>_FILE`
+# (Pocket-ID's way of passing secrets as Docker secrets). The file wins over the plain variable.
+FILE_VARIABLES = ("encryption_key", "db_connection_string", "maxmind_license_key")
+
+# Pocket-ID's GeoLite2 download URL; `%s` stands for MAXMIND_LICENSE_KEY.
+MAXMIND_GEOLITE_CITY_URL = (
+    "https://download.maxmind.com/app/geoip_download"
+    "?edition_id=GeoLite2-City&license_key=%s&suffix=tar.gz"
+)
+
+
+class _FileVariables(EnvSettingsSource):
+    """`ENCRYPTION_KEY_FILE=/run/secrets/key` and the like: the named file's content, trimmed."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[object, str, bool]:
+        if field_name not in FILE_VARIABLES:
+            return None, field_name, False
+        path = self.env_vars.get(f"{field_name}_file")
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text().strip(), field_name, False
+        except OSError as exc:
+            raise SettingsInvalid(
+                f"{field_name.upper()}_FILE: cannot read {path!r} ({exc.strerror})"
+            ) from None
+
+
+def _pocket_id_trust_proxy(data: dict[str, object]) -> None:
+    """Pocket-ID's TRUST_PROXY also takes a list of proxy addresses: Passgate then trusts those
+    (as TRUSTED_PROXIES, unless that is set too) and takes the client IP from them."""
+    value = data.get("trust_proxy")
+    if not isinstance(value, str) or value.strip().lower() in _BOOLEAN_WORDS:
+        return
+    data["trust_proxy"] = True
+    data.setdefault("trusted_proxies", value)
+
+
+_BOOLEAN_WORDS = {"", "0", "1", "true", "false", "yes", "no", "on", "off", "t", "f", "y", "n"}
+
+
 class Settings(BaseSettings):
     """Every setting Passgate reads. Environment variable names are the upper-case field names."""
 
     model_config = SettingsConfigDict(
-        env_prefix="", case_sensitive=False, extra="ignore", frozen=True
+        env_prefix="", case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = _FileVariables(settings_cls, case_sensitive=False)
+        return init_settings, files, env_settings, dotenv_settings, file_secret_settings
 
     app_url: str = Field(
         "http://localhost:1411",
@@ -125,9 +184,31 @@ class Settings(BaseSettings):
     )
     maxmind_db_path: Path | None = Field(
         None,
-        description="Local MaxMind GeoLite2 City .mmdb file; audit events then carry country "
-        "and city. Never downloaded by Passgate.",
+        validation_alias=AliasChoices("maxmind_db_path", "geolite_db_path"),
+        description="MaxMind GeoLite2 City .mmdb file; audit events then carry country and city. "
+        "Without MAXMIND_LICENSE_KEY it must exist; with it, Passgate downloads it there "
+        "(default `DATA_DIR/GeoLite2-City.mmdb`). Pocket-ID's GEOLITE_DB_PATH means the same.",
     )
+    # --- Pocket-ID env file: GeoLite2 download (import-pocket-id-env) ---
+    maxmind_license_key: str | None = Field(
+        None,
+        description="MaxMind licence key: Passgate downloads GeoLite2 City into MAXMIND_DB_PATH "
+        "at start-up when missing or older than GEOLITE_MAX_AGE_DAYS, and refreshes it in the "
+        "background (secret; never logged). Also MAXMIND_LICENSE_KEY_FILE.",
+        repr=False,
+    )
+    geolite_db_url: str = Field(
+        MAXMIND_GEOLITE_CITY_URL,
+        description="Where the GeoLite2 City tar.gz is downloaded from; `%s` stands for "
+        "MAXMIND_LICENSE_KEY (logged without its query).",
+    )
+    geolite_max_age_days: int = Field(
+        14,
+        ge=1,
+        le=365,
+        description="Days after which the downloaded GeoLite2 file is fetched again.",
+    )
+    # --- end Pocket-ID env file ---
     smtp_host: str | None = Field(
         None, description="SMTP server for email notifications; without it no mail is sent."
     )
@@ -158,13 +239,39 @@ class Settings(BaseSettings):
         repr=False,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pocket_id_conversions(cls, data: object) -> object:
+        """Pocket-ID env file: values Pocket-ID writes differently from Passgate."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _pocket_id_trust_proxy(data)
+        # Pocket-ID picks PostgreSQL from the connection string alone.
+        connection = str(data.get("db_connection_string") or "")
+        if not data.get("db_provider") and connection.startswith(("postgres://", "postgresql://")):
+            data["db_provider"] = "postgres"
+        if str(data.get("log_level") or "").strip().lower() == "warn":
+            data["log_level"] = "warning"
+        if isinstance(data.get("smtp_port"), str) and not str(data["smtp_port"]).strip():
+            del data["smtp_port"]  # Pocket-ID's default is an empty port
+        if isinstance(data.get("smtp_tls"), str):
+            data["smtp_tls"] = str(data["smtp_tls"]).strip().lower() or "starttls"
+        return data
+
     @field_validator("session_duration", "session_inactivity", mode="before")
     @classmethod
     def _parse_minutes(cls, value: object) -> object:
         return _minutes(value)
 
     @field_validator(
-        "maxmind_db_path", "smtp_host", "smtp_user", "smtp_password", "smtp_from", mode="before"
+        "maxmind_db_path",
+        "smtp_host",
+        "smtp_user",
+        "smtp_password",
+        "smtp_from",
+        "maxmind_license_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -275,6 +382,16 @@ class Settings(BaseSettings):
     def trusted_networks(self) -> TrustedProxies:
         parts = (part.strip() for part in self.trusted_proxies.split(","))
         return TrustedProxies(tuple(ip_network(part, strict=False) for part in parts if part))
+
+    @property
+    def geolite_path(self) -> Path | None:
+        """Where GeoIP is read from: MAXMIND_DB_PATH, or with a licence key and no path the
+        downloaded `DATA_DIR/GeoLite2-City.mmdb`; None without either."""
+        if self.maxmind_db_path is not None:
+            return self.maxmind_db_path
+        if self.maxmind_license_key:
+            return self.data_dir / "GeoLite2-City.mmdb"
+        return None
 
     @property
     def sqlite_path(self) -> Path:
