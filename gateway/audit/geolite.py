@@ -43,7 +43,8 @@ class GeoLiteDownloadFailed(PassgateError):
 def redacted(url: str) -> str:
     """The URL without its query (where MaxMind's licence key travels) or user info."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def download_url(settings: Settings) -> str:
