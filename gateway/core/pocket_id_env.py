@@ -19,9 +19,11 @@ log = logging.getLogger("passgate.settings")
 
 @dataclass(frozen=True, slots=True)
 class Same:
-    """A Passgate setting of the same name and meaning; `note` says where it differs."""
+    """A Passgate setting of the same name and meaning; `note` says where it differs.
+    `outside_settings`: honoured, but by the Docker image rather than the settings model."""
 
     note: str = ""
+    outside_settings: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ class NotUsed:
 Treatment = Same | Converted | NotUsed
 
 _DIRECTORY = NotUsed("not used yet (directory sync is planned)")
-_CONTAINER = NotUsed("Passgate's image runs as the user given by Docker's `user:`")
+_CONTAINER = Same("Passgate's Docker image runs as PUID:PGID too", outside_settings=True)
 _UPLOADS = NotUsed("Passgate keeps logos in its database and has no file storage to configure")
 _TLS = NotUsed("Passgate serves plain HTTP behind a TLS-terminating proxy (Caddy, Traefik)")
 _LISTENER = NotUsed("Passgate listens on HOST and PORT only")

@@ -14,7 +14,6 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -53,18 +52,19 @@ MAXMIND_GEOLITE_CITY_URL = (
 class _FileVariables(EnvSettingsSource):
     """`ENCRYPTION_KEY_FILE=/run/secrets/key` and the like: the named file's content, trimmed."""
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[object, str, bool]:
-        if field_name not in FILE_VARIABLES:
-            return None, field_name, False
-        path = self.env_vars.get(f"{field_name}_file")
-        if not path:
-            return None, field_name, False
-        try:
-            return Path(path).read_text().strip(), field_name, False
-        except OSError as exc:
-            raise SettingsInvalid(
-                f"{field_name.upper()}_FILE: cannot read {path!r} ({exc.strerror})"
-            ) from None
+    def __call__(self) -> dict[str, object]:
+        values: dict[str, object] = {}
+        for name in FILE_VARIABLES:
+            path = self.env_vars.get(f"{name}_file")
+            if not path:
+                continue
+            try:
+                values[name] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise SettingsInvalid(
+                    f"{name.upper()}_FILE: cannot read {path!r} ({exc.strerror})"
+                ) from None
+        return values
 
 
 def _pocket_id_trust_proxy(data: dict[str, object]) -> None:

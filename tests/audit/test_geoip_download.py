@@ -135,7 +135,7 @@ def test_only_the_mmdb_member_is_written_and_paths_in_the_archive_are_ignored(
     hostile = tar_gz(
         {
             "../../escaped.txt": b"outside",
-            "/tmp/absolute.txt": b"absolute",
+            str(tmp_path / "absolute.txt"): b"absolute",
             "../GeoLite2-City.mmdb": mmdb,
         }
     )
@@ -145,7 +145,7 @@ def test_only_the_mmdb_member_is_written_and_paths_in_the_archive_are_ignored(
     assert GeoIP.open(target).lookup("198.51.100.1") == WELLINGTON
     assert not (tmp_path / "escaped.txt").exists()
     assert not (tmp_path.parent / "escaped.txt").exists()
-    assert not Path("/tmp/absolute.txt").exists()
+    assert not (tmp_path / "absolute.txt").exists()
     assert sorted(p.name for p in target.parent.iterdir()) == ["GeoLite2-City.mmdb"]
 
 
