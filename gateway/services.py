@@ -16,7 +16,7 @@ from gateway.audit.geoip import GeoIP
 from gateway.audit.geolite import GeoLiteUpdater
 from gateway.audit.log import AuditLog
 from gateway.core.crypto import SecretBox, load_or_create_master_key
-from gateway.core.errors import SettingsInvalid
+from gateway.core.errors import SettingsInvalid, StorageError
 from gateway.core.settings import Settings
 from gateway.forward_auth.redirects import RedirectPolicy
 from gateway.forward_auth.rules import RulesStore
@@ -37,6 +37,7 @@ from gateway.sessions.rate_limit import RateLimiter
 from gateway.sessions.sessions import Sessions, SessionStore
 from gateway.sessions.stores import RedisSessionStore, SqlSessionStore
 from gateway.storage.db import Database
+from gateway.storage.foreign_schema import refuse_pocket_id_database
 from gateway.storage.migrations import migrate
 
 log = logging.getLogger("passgate.geoip")
@@ -87,6 +88,11 @@ def open_database(settings: Settings) -> Database:
         db = Database.postgres(settings.db_connection_string)
     else:
         db = Database.sqlite(settings.sqlite_path)
+    try:
+        refuse_pocket_id_database(db)  # a Pocket-ID env file's DB_CONNECTION_STRING
+    except StorageError:
+        db.close()
+        raise
     migrate(db)
     return db
 

@@ -396,7 +396,10 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         if self.db_connection_string and self.db_provider == "sqlite":
-            return Path(self.db_connection_string.removeprefix("sqlite:///"))
+            path = self.db_connection_string.removeprefix("sqlite:///")
+            if path.startswith("file:"):  # Pocket-ID's `file:data/pocket-id.db?_pragma=...`
+                path = path.removeprefix("file:").split("?", 1)[0]
+            return Path(path)
         return self.data_dir / "passgate.db"
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.core import pocket_id_env
-from gateway.core.errors import SettingsInvalid
+from gateway.core.errors import SettingsInvalid, StorageError
 from gateway.core.pocket_id_env import (
     POCKET_ID_ENV,
     Converted,
@@ -24,6 +25,8 @@ from gateway.core.pocket_id_env import (
 )
 from gateway.core.settings import Settings, load_settings
 from gateway.http.forwarded import parse_ip
+from gateway.services import build_services
+from gateway.storage.db import Database
 from tests.conftest import ROOT
 from tests.geolite_server import ArchiveServer, city_mmdb, geolite_archive
 
@@ -159,6 +162,33 @@ def test_an_explicit_db_provider_still_wins(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DB_PROVIDER", "sqlite")
     monkeypatch.setenv("DB_CONNECTION_STRING", "data/pocket.db")
     assert load_settings().sqlite_path == Path("data/pocket.db")
+
+
+def test_pocket_id_sqlite_uri_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_CONNECTION_STRING", "file:data/pocket-id.db?_pragma=journal_mode(WAL)")
+    assert load_settings().sqlite_path == Path("data/pocket-id.db")
+
+
+def _pocket_id_schema(db: Database) -> None:
+    """The tables that tell Pocket-ID's database apart (golang-migrate's schema_migrations)."""
+    db.execute("CREATE TABLE schema_migrations (version BIGINT NOT NULL, dirty BOOLEAN NOT NULL)")
+    db.execute("CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL)")
+    db.execute("CREATE TABLE webauthn_credentials (id TEXT PRIMARY KEY, user_id TEXT)")
+
+
+def test_pocket_id_database_is_refused_before_any_migration(
+    make_settings: Callable[..., Settings], storage_env: dict[str, str], tmp_path: Path
+) -> None:
+    if storage_env["db_provider"] == "sqlite":
+        storage_env["db_connection_string"] = str(tmp_path / "pocket-id.db")
+        db = Database.sqlite(tmp_path / "pocket-id.db")
+    else:
+        db = Database.postgres(storage_env["db_connection_string"])
+    _pocket_id_schema(db)
+    with pytest.raises(StorageError, match="DB_CONNECTION_STRING points at Pocket-ID's own"):
+        build_services(make_settings(**storage_env))
+    assert db.fetchall("SELECT version FROM schema_migrations") == []
+    db.close()
 
 
 def test_log_level_warn_is_warning(monkeypatch: pytest.MonkeyPatch) -> None:
