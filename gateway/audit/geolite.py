@@ -21,6 +21,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import httpx
+import maxminddb
+from maxminddb.errors import InvalidDatabaseError
 
 from gateway.audit.geoip import GeoIP
 from gateway.core import metrics
@@ -111,8 +113,8 @@ def download_geolite(url: str, target: Path) -> None:
         _fetch_archive(url, archive)
         _extract_database(archive, database)
         try:
-            GeoIP.open(database).close()
-        except SettingsInvalid:
+            maxminddb.open_database(str(database)).close()
+        except (OSError, InvalidDatabaseError, ValueError):
             raise GeoLiteDownloadFailed(f"{MEMBER} in the archive is no MaxMind database") from None
         os.replace(database, target)
 

@@ -69,6 +69,12 @@ def test_with_a_licence_key_the_file_lives_in_the_data_folder(
     assert settings.geolite_path == settings.data_dir / "GeoLite2-City.mmdb"
 
 
+def test_an_empty_licence_key_downloads_nothing(key_settings: Callable[..., Settings]) -> None:
+    services = build_services(key_settings(maxmind_license_key=""))
+    assert services.geolite is None and services.geo is None
+    asyncio.run(services.close())
+
+
 def test_missing_file_is_downloaded_with_the_key_and_looked_up_at_once(
     key_settings: Callable[..., Settings], maxmind: ArchiveServer
 ) -> None:
