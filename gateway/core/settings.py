@@ -67,17 +67,23 @@ class _FileVariables(EnvSettingsSource):
         return values
 
 
+def _is_network_list(value: str) -> bool:
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    try:
+        return bool(parts) and all(ip_network(part, strict=False) for part in parts)
+    except ValueError:
+        return False
+
+
 def _pocket_id_trust_proxy(data: dict[str, object]) -> None:
     """Pocket-ID's TRUST_PROXY also takes a list of proxy addresses: Passgate then trusts those
-    (as TRUSTED_PROXIES, unless that is set too) and takes the client IP from them."""
+    (as TRUSTED_PROXIES, unless that is set too) and takes the client IP from them. Anything
+    else is left for the boolean to accept or refuse."""
     value = data.get("trust_proxy")
-    if not isinstance(value, str) or value.strip().lower() in _BOOLEAN_WORDS:
+    if not isinstance(value, str) or not _is_network_list(value):
         return
     data["trust_proxy"] = True
     data.setdefault("trusted_proxies", value)
-
-
-_BOOLEAN_WORDS = {"", "0", "1", "true", "false", "yes", "no", "on", "off", "t", "f", "y", "n"}
 
 
 class Settings(BaseSettings):

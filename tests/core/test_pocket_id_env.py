@@ -152,6 +152,14 @@ def test_trust_proxy_booleans_keep_their_meaning(monkeypatch: pytest.MonkeyPatch
     assert load_settings().trusted_proxies == "127.0.0.0/8,::1/128"
 
 
+def test_trust_proxy_neither_boolean_nor_addresses_is_an_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRUST_PROXY", "sometimes")
+    with pytest.raises(SettingsInvalid, match=r"^TRUST_PROXY: "):
+        load_settings()
+
+
 def test_a_postgres_url_selects_postgres_as_in_pocket_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DB_PROVIDER", raising=False)
     monkeypatch.setenv("DB_CONNECTION_STRING", "postgres://pocket:secret@db:5432/pocket")
