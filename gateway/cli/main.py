@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return server.cmd_settings_table(args, None)
     try:
         settings = load_settings()
-        if args.command != "serve":  # serve reports once its logging is set up
+        # serve reports once its logging is set up; Docker runs healthcheck every few seconds.
+        if args.command not in ("serve", "healthcheck"):
             report_unused(os.environ)
         result: int = args.func(args, settings)
         return result

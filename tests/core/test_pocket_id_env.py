@@ -258,6 +258,7 @@ def test_passgate_starts_with_the_pocket_id_env_file_unchanged(
         discovery = httpx.get(process.url + "/.well-known/openid-configuration").json()
         login = httpx.get(process.url + "/login", follow_redirects=True).text
         cli = process.cli("users", "list")
+        health = process.cli("healthcheck")
         assert maxmind.paths == [
             f"/geoip_download?edition_id=GeoLite2-City&license_key={env['MAXMIND_LICENSE_KEY']}"
         ]
@@ -267,6 +268,7 @@ def test_passgate_starts_with_the_pocket_id_env_file_unchanged(
     assert "Example ID" in login  # APP_NAME
     assert (Path(process.env["DATA_DIR"]) / "GeoLite2-City.mmdb").is_file()
     assert cli.returncode == 0, cli.stderr
+    assert health.returncode == 0 and "Pocket-ID" not in health.stderr, "Docker runs it often"
     unused = [name for name in env if isinstance(POCKET_ID_ENV.get(name), NotUsed)]
     assert {"ANALYTICS_DISABLED", "UI_CONFIG_DISABLED", "LDAP_ENABLED"} <= set(unused)
     assert "PUID" not in unused, "the Docker image honours PUID and PGID"
