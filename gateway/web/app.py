@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from http import HTTPStatus
 from importlib.resources import files
 from time import perf_counter
@@ -264,6 +264,8 @@ def create_app(services: Services) -> PassgateApp:
         yield
         if refresher is not None:
             refresher.cancel()
+            with suppress(asyncio.CancelledError):
+                await refresher
         await services.close()
 
     static = StaticFiles(directory=str(files("gateway") / "static"))
