@@ -5,7 +5,8 @@ Passgate setting of the same name and meaning, or one converted onto a Passgate 
 accepted and reported once at start-up as not used by Passgate, with the reason. The list was
 taken from Pocket-ID's `backend/internal/common/env_config.go`, `internal/appconfig/model.go`
 (the settings it reads from the environment with UI_CONFIG_DISABLED), its Docker entrypoint
-(PUID, PGID) and the names its documentation still lists from earlier versions.
+(PUID, PGID) and its documentation's environment-variables page, which still lists names of
+earlier versions.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _CONTAINER = Same("Passgate's Docker image runs as PUID:PGID too", outside_setti
 _UPLOADS = NotUsed("Passgate keeps logos in its database and has no file storage to configure")
 _TLS = NotUsed("Passgate serves plain HTTP behind a TLS-terminating proxy (Caddy, Traefik)")
 _LISTENER = NotUsed("Passgate listens on HOST and PORT only")
+_KEYS = NotUsed("Passgate keeps its signing keys sealed in its database")
 _OLD = NotUsed("a variable of earlier Pocket-ID versions; Passgate has no equivalent")
 
 POCKET_ID_ENV: dict[str, Treatment] = {
@@ -130,6 +132,7 @@ POCKET_ID_ENV: dict[str, Treatment] = {
     "SMTP_FROM": Same(),
     "SMTP_USER": Same(),
     "SMTP_PASSWORD": Same(),
+    "SMTP_PASSWORD_FILE": Converted("smtp_password", "the named file's content"),
     "SMTP_TLS": Same("none, starttls or tls in both; empty means starttls (Pocket-ID: none)"),
     "SMTP_SKIP_CERT_VERIFY": NotUsed("Passgate always verifies the SMTP server's certificate"),
     "EMAIL_LOGIN_NOTIFICATION_ENABLED": NotUsed(
@@ -154,6 +157,7 @@ POCKET_ID_ENV: dict[str, Treatment] = {
             "LDAP_URL",
             "LDAP_BIND_DN",
             "LDAP_BIND_PASSWORD",
+            "LDAP_BIND_PASSWORD_FILE",
             "LDAP_BASE",
             "LDAP_USER_SEARCH_FILTER",
             "LDAP_USER_GROUP_SEARCH_FILTER",
@@ -169,6 +173,7 @@ POCKET_ID_ENV: dict[str, Treatment] = {
             "LDAP_ATTRIBUTE_GROUP_UNIQUE_IDENTIFIER",
             "LDAP_ATTRIBUTE_GROUP_NAME",
             "LDAP_ADMIN_GROUP_NAME",
+            "LDAP_ATTRIBUTE_ADMIN_GROUP",  # the documentation's name for LDAP_ADMIN_GROUP_NAME
             "LDAP_SOFT_DELETE_USERS",
         )
     },
@@ -181,8 +186,8 @@ POCKET_ID_ENV: dict[str, Treatment] = {
     "SQLITE_DB_PATH": _OLD,
     "POSTGRES_CONNECTION_STRING": _OLD,
     "DB_PATH": _OLD,
-    "KEYS_PATH": _OLD,
-    "KEYS_STORAGE": NotUsed("Passgate keeps its signing keys sealed in its database"),
+    "KEYS_PATH": _KEYS,
+    "KEYS_STORAGE": _KEYS,
     "EMAIL_TEMPLATES_PATH": _OLD,
     "METRICS_ENABLED": NotUsed("Passgate always serves Prometheus metrics at /metrics"),
     "TRACING_ENABLED": NotUsed("Passgate has no tracing export"),

@@ -40,7 +40,7 @@ def _minutes(value: object) -> object:
 
 # Pocket-ID env file: the settings whose value may also come from a file named by `<NAME>_FILE`
 # (Pocket-ID's way of passing secrets as Docker secrets). The file wins over the plain variable.
-FILE_VARIABLES = ("encryption_key", "db_connection_string", "maxmind_license_key")
+FILE_VARIABLES = ("encryption_key", "db_connection_string", "maxmind_license_key", "smtp_password")
 
 # Pocket-ID's GeoLite2 download URL; `%s` stands for MAXMIND_LICENSE_KEY.
 MAXMIND_GEOLITE_CITY_URL = (
@@ -59,11 +59,16 @@ class _FileVariables(EnvSettingsSource):
             if not path:
                 continue
             try:
-                values[name] = Path(path).read_text().strip()
+                text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
                 raise SettingsInvalid(
                     f"{name.upper()}_FILE: cannot read {path!r} ({exc.strerror})"
                 ) from None
+            except UnicodeDecodeError:
+                raise SettingsInvalid(f"{name.upper()}_FILE: {path!r} is not UTF-8 text") from None
+            # As in Pocket-ID: the key file is taken byte for byte (a trailing newline is part
+            # of the key, so data it encrypted stays readable); other values are trimmed.
+            values[name] = text if name == "encryption_key" else text.strip()
         return values
 
 

@@ -32,7 +32,8 @@ from tests.geolite_server import ArchiveServer, city_mmdb, geolite_archive
 
 # Pocket-ID's variables at pocket-id/pocket-id d258d952 (2026-08-22): the `env:` tags of
 # backend/internal/common/env_config.go and internal/appconfig/model.go, the `_FILE` variants of
-# its `options:"file"` fields, and PUID/PGID from scripts/docker/entrypoint.sh.
+# its `options:"file"` fields, and PUID/PGID from scripts/docker/entrypoint.sh; then the names on
+# the documentation's page (pocket-id/website docs/configuration/environment-variables.md).
 DOCUMENTED = """
 APP_ENV ENCRYPTION_KEY APP_URL DB_CONNECTION_STRING TRUST_PROXY PROXY_PROTOCOL TRUSTED_PLATFORM
 AUDIT_LOG_RETENTION_DAYS ANALYTICS_DISABLED ALLOW_DOWNGRADE ALLOW_INSECURE_CALLBACK_URLS
@@ -56,6 +57,9 @@ LDAP_ATTRIBUTE_USER_DISPLAY_NAME LDAP_ATTRIBUTE_USER_PROFILE_PICTURE LDAP_ATTRIB
 LDAP_ATTRIBUTE_GROUP_UNIQUE_IDENTIFIER LDAP_ATTRIBUTE_GROUP_NAME LDAP_ADMIN_GROUP_NAME
 LDAP_SOFT_DELETE_USERS WEBAUTHN_USER_VERIFICATION WEBAUTHN_ALLOW_SYNCED_PASSKEYS
 WEBAUTHN_AUTHENTICATOR_ATTACHMENT CIMD_URL_ALLOWLIST
+DB_PROVIDER KEYS_STORAGE KEYS_PATH SMTP_PASSWORD_FILE LDAP_BIND_PASSWORD_FILE
+LDAP_ATTRIBUTE_ADMIN_GROUP TRACING_ENABLED METRICS_ENABLED OTEL_METRICS_EXPORTER
+OTEL_EXPORTER_PROMETHEUS_HOST OTEL_EXPORTER_PROMETHEUS_PORT
 """.split()  # noqa: SIM905 - a block as it reads in Pocket-ID's source
 
 ENV_FILE = ROOT / "config" / "pocket-id.env.example"
@@ -73,7 +77,9 @@ def _report_again(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_documented_pocket_id_variable_is_classified() -> None:
-    assert [name for name in DOCUMENTED if name not in POCKET_ID_ENV] == []
+    otel = [name for name in DOCUMENTED if name.startswith("OTEL_")]
+    assert [name for name in DOCUMENTED if name not in POCKET_ID_ENV and name not in otel] == []
+    assert [name for name, _ in unused_present(dict.fromkeys(otel, "x"))] == sorted(otel)
 
 
 def test_honoured_names_are_passgate_settings() -> None:
@@ -87,7 +93,7 @@ def test_honoured_names_are_passgate_settings() -> None:
 
 def test_ldap_variables_are_reported_as_planned_directory_sync() -> None:
     ldap = {n: t for n, t in POCKET_ID_ENV.items() if n.startswith("LDAP_")}
-    assert len(ldap) == 20
+    assert len(ldap) == 22
     assert {t for t in ldap.values()} == {NotUsed("not used yet (directory sync is planned)")}
 
 
@@ -221,7 +227,7 @@ def test_geolite_db_path_is_maxmind_db_path(monkeypatch: pytest.MonkeyPatch) -> 
 def test_file_variables_read_the_named_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (tmp_path / "key").write_text("key-from-a-docker-secret-0123\n")
+    (tmp_path / "key").write_text("key-from-a-docker-secret-0123")
     (tmp_path / "licence").write_text("licence-from-a-file\n")
     monkeypatch.setenv("ENCRYPTION_KEY", "plain-variable-key-0123456789")
     monkeypatch.setenv("ENCRYPTION_KEY_FILE", str(tmp_path / "key"))
@@ -229,6 +235,14 @@ def test_file_variables_read_the_named_file(
     settings = load_settings()
     assert settings.encryption_key == "key-from-a-docker-secret-0123", "the file wins"
     assert settings.maxmind_license_key == "licence-from-a-file"
+
+
+def test_the_key_file_is_taken_byte_for_byte_as_in_pocket_id(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "key").write_text("key-ending-in-a-newline-0123\n")
+    monkeypatch.setenv("ENCRYPTION_KEY_FILE", str(tmp_path / "key"))
+    assert load_settings().encryption_key == "key-ending-in-a-newline-0123\n"
 
 
 def test_an_unreadable_file_variable_is_a_start_up_error_naming_it(
