@@ -117,7 +117,9 @@ POCKET_ID_ENV: dict[str, Treatment] = {
     "PGID": _CONTAINER,
     # Application configuration (read from the environment with UI_CONFIG_DISABLED)
     "APP_NAME": Same(),
-    "SESSION_DURATION": Same("minutes in both; Passgate also takes 12h or 7d"),
+    "SESSION_DURATION": Same(
+        "minutes in both; Passgate also takes 12h or 7d; unset means 1440 (Pocket-ID: 60)"
+    ),
     "HOME_PAGE_URL": NotUsed("after sign-in Passgate shows the account page"),
     "EMAILS_VERIFIED": NotUsed("Passgate's ID tokens always say email_verified false"),
     "ACCENT_COLOR": NotUsed("Passgate's pages have one fixed theme"),
