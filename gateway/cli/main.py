@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from gateway import __version__
 from gateway.cli import admin, oidc, rules, server, users
 from gateway.core.errors import PassgateError
+from gateway.core.pocket_id_env import report_unused
 from gateway.core.settings import load_settings
 
 
@@ -40,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return server.cmd_settings_table(args, None)
     try:
         settings = load_settings()
+        # serve reports once its logging is set up; Docker runs healthcheck every few seconds.
+        if args.command not in ("serve", "healthcheck"):
+            report_unused(os.environ)
         result: int = args.func(args, settings)
         return result
     except PassgateError as exc:
