@@ -317,7 +317,8 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
             except SecretRefused as refused:  # an expired or revoked secret: say which
                 metrics.client_secret_refused(refused.client_id, refused.reason)
-                status = 401 if "client_secret_basic" in used else 400
+                # 401 as every other refused assertion (client_auth._refused) and Basic
+                status = 401 if {"client_secret_basic", "client_assertion"} & set(used) else 400
                 raise InvalidClientError(status_code=status, description=str(refused)) from None
         except InvalidClientError as error:
             self._client_auth_failed(request, used, endpoint, error)

@@ -504,3 +504,26 @@ def test_declared_client_secret_jwt_secret_is_sealed_once(op: Op) -> None:
     assert op.services.clients.jwt_secret(op.services.clients.get("hmac-app")) == (
         env["HMAC_APP_SECRET"].encode()
     )
+
+
+def test_revoked_secret_no_longer_signs_client_secret_jwt(signed_in: Op, alice: User) -> None:
+    rp = secret_jwt_client(signed_in, alice)
+    clients = signed_in.services.clients
+    (only,) = clients.list_secrets(rp.client_id)
+    clients.revoke_secret(rp.client_id, only.id)
+    signed = assertion(OctKey.import_key(rp.secret or ""), rp.client_id, alg="HS256")
+    refused = exchange_with(signed_in, signed_in.flow(rp), signed)
+    assert_token_error(refused, "invalid_client", 401)
+    assert "revoked" in refused.json()["error_description"]
+
+
+def test_expired_secret_no_longer_signs_client_secret_jwt(signed_in: Op, alice: User) -> None:
+    rp = secret_jwt_client(signed_in, alice)
+    signed_in.services.db.execute(
+        "UPDATE oidc_client_secrets SET expires_at = ? WHERE client_id = ?",
+        (time.time() - 1, rp.client_id),
+    )
+    signed = assertion(OctKey.import_key(rp.secret or ""), rp.client_id, alg="HS256")
+    refused = exchange_with(signed_in, signed_in.flow(rp), signed)
+    assert_token_error(refused, "invalid_client", 401)
+    assert "expired" in refused.json()["error_description"]
