@@ -114,6 +114,10 @@ GRANT_NAMES = {
 }
 # Signed client authentication (RFC 7523) sits beside the secrets (oidc-app-auth).
 JWT_AUTH = ["private_key_jwt", "client_secret_jwt"]
+SECRET_REFUSALS = {
+    "expired": "this client secret has expired: the app must use a current one",
+    "revoked": "this client secret was revoked: the app must use a current one",
+}
 CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post", *JWT_AUTH]
 # How a request can try to authenticate its client, as error messages name them.
 AUTH_METHOD_NAMES = {
@@ -311,6 +315,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 status_code=401,
                 description="the Authorization header does not hold Basic credentials",
             )
+        detail = ""  # what the audit log says beyond the answer (a refused secret's name)
         try:
             self._check_method(request, used)
             try:
@@ -319,9 +324,13 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 metrics.client_secret_refused(refused.client_id, refused.reason)
                 # 401 as every other refused assertion (client_auth._refused) and Basic
                 status = 401 if {"client_secret_basic", "client_assertion"} & set(used) else 400
-                raise InvalidClientError(status_code=status, description=str(refused)) from None
+                # Its holder (maybe not the app: a leaked secret) hears why, not which secret
+                # it is or when it ended; the audit log names it for the administrator.
+                detail = str(refused)
+                said = SECRET_REFUSALS.get(refused.reason, "the client secret is wrong")
+                raise InvalidClientError(status_code=status, description=said) from None
         except InvalidClientError as error:
-            self._client_auth_failed(request, used, endpoint, error)
+            self._client_auth_failed(request, used, endpoint, error, detail)
             raise
         metrics.client_authentication(client.client.auth_method, True)
         return client
@@ -420,7 +429,12 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             )
 
     def _client_auth_failed(
-        self, request: PassgateRequest, used: list[str], endpoint: str, error: InvalidClientError
+        self,
+        request: PassgateRequest,
+        used: list[str],
+        endpoint: str,
+        error: InvalidClientError,
+        detail: str = "",
     ) -> None:
         """Audit and count a refused client authentication, with the reason (never the
         credentials or the assertion)."""
@@ -438,7 +452,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 user_agent=request.headers.get("user-agent", ""),
             ),
             success=False,
-            reason=error.description or "client authentication failed",
+            reason=detail or error.description or "client authentication failed",
             details={"client_id": client_id, "method": method, "endpoint": endpoint},
         )
 
