@@ -62,7 +62,7 @@ from gateway.oidc.client_auth import (
     ReplayGuard,
 )
 from gateway.oidc.client_service import ClientService, SecretRefused
-from gateway.oidc.clients import OidcClient, validate_resource
+from gateway.oidc.clients import OidcClient, open_to, validate_resource
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.device_codes import (
     DEVICE_CODE_LIFETIME,
@@ -843,6 +843,10 @@ class RefreshGrant(_Issuing, RefreshTokenGrant):  # type: ignore[misc]
         user = self._passgate.active_user(refresh_token.user_id or "")
         if user is None:
             raise InvalidGrantError("the user is disabled or gone")
+        # allowed_groups is checked at sign-in; a refresh must not outlive the membership
+        client: OidcClient = self.request.client.client
+        if not open_to(client, user.groups):
+            raise InvalidGrantError("the user is no longer in the groups this app allows")
         return Principal(user, refresh_token.auth_time)
 
     def revoke_old_credential(self, refresh_token: IssuedToken) -> None:
