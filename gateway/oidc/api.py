@@ -369,26 +369,51 @@ def _to_login(request: Request, query: list[tuple[str, str]]) -> Response:
 # oidc-client-options: clients that require a fresh sign-in on every authorization request ----
 REAUTH_PARAM = "passgate_reauth"  # carries the marker of the sign-in forced for this request
 REAUTH_WINDOW = 600  # seconds: how long that marker waits for the sign-in to finish
+# The browser a marker was made for (any visitor can make one: the marker alone, sent to a
+# victim who signed in since, must not count as their sign-in). One value for all its tabs.
+REAUTH_COOKIE = "passgate_reauth_browser"
 
 
 async def _reauthenticated(request: Request, principal: Principal) -> bool:
     """True if this request comes back from the sign-in Passgate forced for it: its marker is
-    known (and used up now) and the session began after the marker was made."""
+    known (and used up now), was made for this browser, and the session began after it."""
     marker = request.query_params.get(REAUTH_PARAM) or ""
     if not marker:
         return False
-    started = await services_of(request).ephemeral.take(f"oidc-reauth:{marker}")
-    return started is not None and principal.auth_time >= float(started)
+    stored = await services_of(request).ephemeral.take(f"oidc-reauth:{marker}")
+    if stored is None:
+        return False
+    started, _, browser = stored.partition(" ")
+    ours = request.cookies.get(REAUTH_COOKIE) or ""
+    return (
+        bool(browser and ours)
+        and tokens_equal(browser, ours)
+        and (principal.auth_time >= float(started))
+    )
 
 
 async def _to_reauth(request: Request, query: list[tuple[str, str]]) -> Response:
-    """Send the browser to a new passkey sign-in that only this request can count as fresh."""
+    """Send the browser to a new passkey sign-in that only this request, in this browser, can
+    count as fresh."""
     marker = secrets.token_urlsafe(24)
+    browser = request.cookies.get(REAUTH_COOKIE) or ""
+    if len(browser) != 32:
+        browser = secrets.token_urlsafe(24)
     await services_of(request).ephemeral.put(
-        f"oidc-reauth:{marker}", repr(time.time()), REAUTH_WINDOW
+        f"oidc-reauth:{marker}", f"{time.time()!r} {browser}", REAUTH_WINDOW
     )
     kept = [(k, v) for k, v in query if k != REAUTH_PARAM]
-    return _to_login(request, [*kept, (REAUTH_PARAM, marker)])
+    response = _to_login(request, [*kept, (REAUTH_PARAM, marker)])
+    response.set_cookie(
+        REAUTH_COOKIE,
+        browser,
+        max_age=REAUTH_WINDOW,
+        path="/authorize",
+        httponly=True,
+        samesite="lax",
+        secure=services_of(request).settings.secure_cookies,
+    )
+    return response
 
 
 async def _consented_implicitly(

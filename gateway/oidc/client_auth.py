@@ -53,31 +53,66 @@ class KeysUnavailable(Exception):
 
 class JwksFetcher:
     """Key sets at jwks_uri / federated JWKS URLs, fetched with a timeout and a size cap and
-    cached per process (keys change rarely; an unknown kid fetches again)."""
+    cached per process (keys change rarely; an unknown kid fetches again).
+
+    Anyone can name a client in an assertion, so a fetch must not be theirs to repeat: one
+    fetch per URL at a time (others use the copy they have, or wait for that fetch), a failed
+    fetch is not tried again for JWKS_REFETCH seconds, and a fetch ends after JWKS_TIMEOUT
+    seconds in all, however slowly the server sends."""
 
     def __init__(self, transport: httpx.BaseTransport | None = None) -> None:
         self._cache: dict[str, tuple[float, KeySet]] = {}
+        self._failed: dict[str, tuple[float, str]] = {}  # url -> (when, why)
+        self._fetching: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._transport = transport
 
     def keys(self, url: str, kid: str | None = None) -> KeySet:
         """The key set at `url`; fetched again if `kid` is not in a copy older than
         JWKS_REFETCH. Raises KeysUnavailable."""
+        found = self._usable(url, kid)
+        if found is not None:
+            return found
+        with self._lock:
+            fetching = self._fetching.setdefault(url, threading.Lock())
+        if not fetching.acquire(timeout=JWKS_TIMEOUT):
+            raise KeysUnavailable(f"{url} is being fetched and has not answered yet")
+        try:
+            found = self._usable(url, kid)  # fetched while this thread waited
+            if found is not None:
+                return found
+            try:
+                keys = self._fetch(url)
+            except KeysUnavailable as exc:
+                with self._lock:
+                    self._failed[url] = (time.monotonic(), str(exc))
+                raise
+            with self._lock:
+                self._cache[url] = (time.monotonic(), keys)
+                self._failed.pop(url, None)
+            return keys
+        finally:
+            fetching.release()
+
+    def _usable(self, url: str, kid: str | None) -> KeySet | None:
+        """The cached key set if it may answer for `kid` without a fetch; KeysUnavailable
+        while a recent fetch of `url` failed."""
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(url)
+            failed = self._failed.get(url)
         if cached is not None:
             fetched_at, keys = cached
             fresh = now - fetched_at < JWKS_CACHE
             known = kid is None or any(key.kid == kid for key in keys.keys)
             if fresh and (known or now - fetched_at < JWKS_REFETCH):
                 return keys
-        keys = self._fetch(url)
-        with self._lock:
-            self._cache[url] = (time.monotonic(), keys)
-        return keys
+        if failed is not None and now - failed[0] < JWKS_REFETCH:
+            raise KeysUnavailable(f"{failed[1]} (not tried again for {JWKS_REFETCH:.0f} s)")
+        return None
 
     def _fetch(self, url: str) -> KeySet:
+        deadline = time.monotonic() + JWKS_TIMEOUT
         try:
             with (
                 httpx.Client(
@@ -92,6 +127,8 @@ class JwksFetcher:
                     body += chunk
                     if len(body) > JWKS_MAX_BYTES:
                         raise KeysUnavailable(f"{url} sent more than {JWKS_MAX_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise KeysUnavailable(f"{url} took more than {JWKS_TIMEOUT:.0f} s")
         except httpx.HTTPError as exc:
             raise KeysUnavailable(f"{url} could not be fetched ({type(exc).__name__})") from None
         try:

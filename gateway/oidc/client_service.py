@@ -320,12 +320,22 @@ class ClientService:
     def jwt_secret(self, client: OidcClient) -> bytes | None:
         """The clear secret of a client_secret_jwt client, to check its HMAC; None when the
         client has none sealed (its secret must be rotated after switching to this method).
-        Raises DecryptionFailed for a wrong ENCRYPTION_KEY."""
+        Raises DecryptionFailed for a wrong ENCRYPTION_KEY, SecretRefused when the secret was
+        revoked or has expired."""
         if client.auth_method != "client_secret_jwt" or not client.secret_sealed:
             return None
         if self._box is None:
             return None
-        return self._box.decrypt(client.secret_sealed)
+        clear = self._box.decrypt(client.secret_sealed)
+        # The sealed secret signs only while its secret is active: revoking or expiring it
+        # must stop client_secret_jwt as it stops client_secret_basic (SecretRefused says so).
+        try:
+            self.check_secret(client, clear.decode())
+        except SecretRefused as refused:
+            if refused.reason == "wrong":
+                return None
+            raise
+        return clear
 
     # several secrets (rotation without downtime) ---------------------------------------------
 

@@ -10,6 +10,7 @@ by its hash, in canonical form (upper case, no dash or spaces).
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.core import metrics
-from gateway.oidc.api import SCOPE_TEXT, server_of
+from gateway.oidc.api import REAUTH_WINDOW, SCOPE_TEXT, server_of
 from gateway.oidc.claims import amr_for
 from gateway.oidc.clients import OidcClient, open_to
 from gateway.oidc.device_codes import DeviceCode, normalise_user_code, shown
@@ -44,11 +45,19 @@ DEVICE_CODE_ALL = Limit("device-code-all", 300, 600)  # every user and address t
 _TYPED_MAX = 32  # characters of a typed code worth echoing back into the form
 
 
-def _to_login(request: Request, typed: str = "") -> Response:
+def _to_login(request: Request, typed: str = "", force: bool = False) -> Response:
     back = services_of(request).settings.app_url + "/device"
     if typed:
         back += "?" + urlencode({"user_code": typed[:_TYPED_MAX]})
-    return RedirectResponse("/login?" + urlencode({"rd": back}), 303)
+    return RedirectResponse(
+        "/login?" + urlencode({**({"force": "1"} if force else {}), "rd": back}), 303
+    )
+
+
+def _stale_for(client: OidcClient, signed_in_at: float) -> bool:
+    """A require_reauth client asks every authorization for a fresh sign-in: on /device, one
+    within REAUTH_WINDOW (as its consent page allows for the code flow)."""
+    return client.require_reauth and time.time() - signed_in_at > REAUTH_WINDOW
 
 
 def _prefill(typed: str) -> str:
@@ -114,6 +123,8 @@ async def device_lookup(request: Request) -> Response:
         return page(request, "device.html", 400, user_code=_prefill(typed), error=error)
     if not open_to(client, user.groups):
         return page(request, "not_allowed.html", 403, client=client, user=user)
+    if _stale_for(client, found[0].created_at):
+        return _to_login(request, typed, force=True)
     wanted = [s for s in SCOPES if s in device.scope.split()]
     return page(
         request,
@@ -144,6 +155,8 @@ async def device_decision(request: Request) -> Response:
         return message(request, "Code no longer valid", text, 400, "/device")
     if not open_to(client, user.groups):
         return page(request, "not_allowed.html", 403, client=client, user=user)
+    if _stale_for(client, session.created_at):
+        return _to_login(request, typed, force=True)
     approved = form.get("decision") == "approve"
     decided = await run_in_threadpool(
         lambda: server_of(request).devices.decide(

@@ -62,7 +62,7 @@ from gateway.oidc.client_auth import (
     ReplayGuard,
 )
 from gateway.oidc.client_service import ClientService, SecretRefused
-from gateway.oidc.clients import OidcClient, validate_resource
+from gateway.oidc.clients import OidcClient, open_to, validate_resource
 from gateway.oidc.custom_claims import CustomClaims
 from gateway.oidc.device_codes import (
     DEVICE_CODE_LIFETIME,
@@ -114,6 +114,10 @@ GRANT_NAMES = {
 }
 # Signed client authentication (RFC 7523) sits beside the secrets (oidc-app-auth).
 JWT_AUTH = ["private_key_jwt", "client_secret_jwt"]
+SECRET_REFUSALS = {
+    "expired": "this client secret has expired: the app must use a current one",
+    "revoked": "this client secret was revoked: the app must use a current one",
+}
 CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post", *JWT_AUTH]
 # How a request can try to authenticate its client, as error messages name them.
 AUTH_METHOD_NAMES = {
@@ -311,16 +315,22 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 status_code=401,
                 description="the Authorization header does not hold Basic credentials",
             )
+        detail = ""  # what the audit log says beyond the answer (a refused secret's name)
         try:
             self._check_method(request, used)
             try:
                 client: ClientAdapter = super().authenticate_client(request, methods, endpoint)
             except SecretRefused as refused:  # an expired or revoked secret: say which
                 metrics.client_secret_refused(refused.client_id, refused.reason)
-                status = 401 if "client_secret_basic" in used else 400
-                raise InvalidClientError(status_code=status, description=str(refused)) from None
+                # 401 as every other refused assertion (client_auth._refused) and Basic
+                status = 401 if {"client_secret_basic", "client_assertion"} & set(used) else 400
+                # Its holder (maybe not the app: a leaked secret) hears why, not which secret
+                # it is or when it ended; the audit log names it for the administrator.
+                detail = str(refused)
+                said = SECRET_REFUSALS.get(refused.reason, "the client secret is wrong")
+                raise InvalidClientError(status_code=status, description=said) from None
         except InvalidClientError as error:
-            self._client_auth_failed(request, used, endpoint, error)
+            self._client_auth_failed(request, used, endpoint, error, detail)
             raise
         metrics.client_authentication(client.client.auth_method, True)
         return client
@@ -419,7 +429,12 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
             )
 
     def _client_auth_failed(
-        self, request: PassgateRequest, used: list[str], endpoint: str, error: InvalidClientError
+        self,
+        request: PassgateRequest,
+        used: list[str],
+        endpoint: str,
+        error: InvalidClientError,
+        detail: str = "",
     ) -> None:
         """Audit and count a refused client authentication, with the reason (never the
         credentials or the assertion)."""
@@ -437,7 +452,7 @@ class OidcServer(AuthorizationServer):  # type: ignore[misc]
                 user_agent=request.headers.get("user-agent", ""),
             ),
             success=False,
-            reason=error.description or "client authentication failed",
+            reason=detail or error.description or "client authentication failed",
             details={"client_id": client_id, "method": method, "endpoint": endpoint},
         )
 
@@ -828,6 +843,10 @@ class RefreshGrant(_Issuing, RefreshTokenGrant):  # type: ignore[misc]
         user = self._passgate.active_user(refresh_token.user_id or "")
         if user is None:
             raise InvalidGrantError("the user is disabled or gone")
+        # allowed_groups is checked at sign-in; a refresh must not outlive the membership
+        client: OidcClient = self.request.client.client
+        if not open_to(client, user.groups):
+            raise InvalidGrantError("the user is no longer in the groups this app allows")
         return Principal(user, refresh_token.auth_time)
 
     def revoke_old_credential(self, refresh_token: IssuedToken) -> None:

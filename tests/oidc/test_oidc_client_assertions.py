@@ -25,6 +25,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from gateway.accounts.users import User
 from gateway.core.errors import InvalidInput
+from gateway.oidc import client_auth
 from gateway.oidc.client_service import AppAuth
 from gateway.oidc.clients import DeclaredClient, FederatedIdentity
 from tests.oidc.in_process import APP, Flow, Op, Rp, assert_token_error
@@ -280,6 +281,49 @@ def test_jwks_uri_that_does_not_answer_refuses_the_client(
     assert "jwks_uri" in response.json()["error_description"]
 
 
+def test_failing_jwks_uri_is_not_fetched_again_for_every_request(
+    signed_in: Op, alice: User, key: ECKey, key_server: KeyServer
+) -> None:
+    """Anyone can name the client in an assertion: a jwks_uri that fails is not fetched again
+    for each of their requests (nor hammered while it is down)."""
+    rp = key_client(signed_in, alice, jwks_uri=f"{key_server.url}/missing.json")
+    for _ in range(3):
+        response = exchange_with(signed_in, signed_in.flow(rp), assertion(key, rp.client_id))
+        assert_token_error(response, "invalid_client", 401)
+    assert key_server.fetches == 1
+
+
+def test_jwks_fetch_ends_after_its_timeout_however_slowly_the_server_sends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Dripping(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                for _ in range(100):  # a byte every 0.1 s: never idle long enough to time out
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Dripping)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    monkeypatch.setattr(client_auth, "JWKS_TIMEOUT", 1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(client_auth.KeysUnavailable, match="took more than"):
+            client_auth.JwksFetcher().keys(f"http://127.0.0.1:{http.server_address[1]}/jwks")
+    finally:
+        http.shutdown()
+    assert time.monotonic() - started < 3
+
+
 def ci_token(key: ECKey, issuer: str, **claims: Any) -> str:
     """A CI system's OIDC token: its own issuer and subject, Passgate as audience."""
     now = int(time.time())
@@ -504,3 +548,26 @@ def test_declared_client_secret_jwt_secret_is_sealed_once(op: Op) -> None:
     assert op.services.clients.jwt_secret(op.services.clients.get("hmac-app")) == (
         env["HMAC_APP_SECRET"].encode()
     )
+
+
+def test_revoked_secret_no_longer_signs_client_secret_jwt(signed_in: Op, alice: User) -> None:
+    rp = secret_jwt_client(signed_in, alice)
+    clients = signed_in.services.clients
+    (only,) = clients.list_secrets(rp.client_id)
+    clients.revoke_secret(rp.client_id, only.id)
+    signed = assertion(OctKey.import_key(rp.secret or ""), rp.client_id, alg="HS256")
+    refused = exchange_with(signed_in, signed_in.flow(rp), signed)
+    assert_token_error(refused, "invalid_client", 401)
+    assert "revoked" in refused.json()["error_description"]
+
+
+def test_expired_secret_no_longer_signs_client_secret_jwt(signed_in: Op, alice: User) -> None:
+    rp = secret_jwt_client(signed_in, alice)
+    signed_in.services.db.execute(
+        "UPDATE oidc_client_secrets SET expires_at = ? WHERE client_id = ?",
+        (time.time() - 1, rp.client_id),
+    )
+    signed = assertion(OctKey.import_key(rp.secret or ""), rp.client_id, alg="HS256")
+    refused = exchange_with(signed_in, signed_in.flow(rp), signed)
+    assert_token_error(refused, "invalid_client", 401)
+    assert "expired" in refused.json()["error_description"]

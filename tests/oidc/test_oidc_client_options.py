@@ -148,6 +148,19 @@ async def test_reauth_marker_is_not_satisfied_by_a_session_from_before_it(
         login_target(await http.get("/authorize", params=again))  # no new sign-in happened
 
 
+async def test_reauth_marker_made_in_another_browser_is_not_a_sign_in_for_this_one(
+    services: Services, alice: User
+) -> None:
+    """The marker is tied to the browser it was made for: one that an attacker minted (any
+    visitor can) and sends a victim who signed in since does not skip the victim's sign-in."""
+    client_id = make_client(services, require_reauth=True, skip_consent=True)
+    async with http_for(services) as attacker, http_for(services) as victim:
+        minted = login_target(await attacker.get("/authorize", params=authorization(client_id)))
+        await sign_in(services, victim, alice)  # the victim signs in after the marker was made
+        lure = {name: values[0] for name, values in minted.items()}
+        login_target(await victim.get("/authorize", params=lure))
+
+
 async def test_reauth_client_needs_one_sign_in_from_a_visitor_without_a_session(
     services: Services, alice: User
 ) -> None:

@@ -8,6 +8,8 @@ drives the same flow with npm openid-client and Chromium.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import subprocess
 import time
@@ -199,6 +201,41 @@ def test_user_outside_the_clients_groups_cannot_approve(gw: Gateway, alice: User
     response = gw.submit("/device/decision", user_code=codes["user_code"], decision="approve")
     assert response.status_code == 403
     assert_token_error(gw.poll(app, codes["device_code"]), "authorization_pending")
+
+
+def age_sessions(gw: Gateway, seconds: float) -> None:
+    """Make the test browser's session `seconds` older (before anything has read it)."""
+
+    async def older() -> None:
+        sessions = gw.services.sessions
+        cookie = gw.browser.cookies.get(gw.services.settings.cookie_name) or ""
+        key = sessions.key_of(cookie)
+        record = await sessions.store.load(key) if key else None
+        assert record is not None
+        await sessions.store.delete(record.key)
+        aged = dataclasses.replace(record, created_at=record.created_at - seconds)
+        await sessions.store.save(aged, sessions.inactivity)
+
+    asyncio.run(older())
+
+
+def test_reauth_client_needs_a_fresh_sign_in_to_approve_a_device(gw: Gateway, alice: User) -> None:
+    """require_reauth holds for the device grant too: a session older than the re-auth window
+    is sent to sign in again (and back to the code), and cannot approve."""
+    app = gw.client(public=True, grant_types=["device_code"], require_reauth=True)
+    codes = gw.device_authorize(app)
+    gw.sign_in(alice)
+    age_sessions(gw, 3600)
+    shown = gw.enter_code(codes["user_code"])
+    assert shown.status_code == 303, shown.text
+    target = urlsplit(shown.headers["location"])
+    assert target.path == "/login" and parse_qs(target.query)["force"] == ["1"]
+    assert "user_code" in parse_qs(target.query)["rd"][0]
+    decided = gw.submit("/device/decision", user_code=codes["user_code"], decision="approve")
+    assert decided.status_code == 303
+    assert_token_error(gw.poll(app, codes["device_code"]), "authorization_pending")
+    gw.sign_in(alice)  # the fresh sign-in
+    assert gw.answer(codes["user_code"], "approve").status_code == 200
 
 
 def test_user_code_guessing_is_rate_limited_per_user(gw: Gateway, alice: User) -> None:

@@ -54,6 +54,19 @@ def test_the_refreshed_id_token_hashes_the_new_access_token(op: Op, alice: User)
     assert op.userinfo(renewed["access_token"]).json()["sub"] == claims["sub"]
 
 
+def test_a_user_taken_out_of_the_clients_groups_cannot_refresh(op: Op, alice: User) -> None:
+    """allowed_groups holds for as long as the grant lasts, not only at sign-in: a refresh
+    token does not outlive the user's membership."""
+    flow = signed_in_flow(op, alice, allowed_groups=["family"])
+    first = op.tokens(flow)
+    op.services.users.update_user("alice", groups=())
+    response = op.token_request(
+        flow.rp, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
+    assert_token_error(response, "invalid_grant")
+    assert "groups" in response.json()["error_description"]
+
+
 # --- a failed redemption burns the code -----------------------------------------------------
 
 
