@@ -65,6 +65,7 @@ from gateway.oidc.server import (
 )
 from gateway.oidc.tokens import IssuedToken
 from gateway.sessions.cookies import clear_session_cookie
+from gateway.sessions.rate_limit import Limit, RateLimited
 from gateway.web.helpers import (
     actor_of,
     client_address,
@@ -88,6 +89,10 @@ SCOPE_TEXT = {
 }
 FRESH_SIGN_IN = 60  # seconds: how long a sign-in forced by prompt=login or max_age counts as fresh
 SIGNING_ALGS = [*ASYMMETRIC_ALGS, *HMAC_ALGS]  # for private_key_jwt and client_secret_jwt
+# Endpoints anyone can call without credentials (a public client's push or device request) and
+# that store what they are sent: counted per address before any work, as sign-in attempts are.
+PAR_PER_ADDRESS = Limit("oidc-par", 60, 60)
+DEVICE_PER_ADDRESS = Limit("oidc-device-authorize", 20, 600)
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, DPoP",
@@ -272,6 +277,9 @@ def _check_pushed(client: OidcClient, par: Pushed | None) -> None:
 async def par(request: Request) -> Response:
     """POST /api/oidc/par (RFC 9126): authenticate the client, validate the whole
     authorization request, keep it; answer 201 with its request_uri."""
+    limited = await _over_limit(request, PAR_PER_ADDRESS, "par")
+    if limited is not None:
+        return limited
     server = server_of(request)
     oauth = await oauth_request(request)
     response = _repeated_parameter(request, oauth)
@@ -708,8 +716,28 @@ async def _endpoint(request: Request, name: str) -> Response:
     return response
 
 
+async def _over_limit(request: Request, limit: Limit, endpoint: str) -> Response | None:
+    """429 with an OAuth error body once this address has called the endpoint too often in
+    the limit's window; None while it may go on."""
+    try:
+        await services_of(request).rate_limits.check(limit, client_address(request))
+    except RateLimited as exc:
+        metrics.oidc_error(endpoint, "temporarily_unavailable")
+        body = {
+            "error": "temporarily_unavailable",
+            "error_description": f"too many requests from this address: try again in "
+            f"{exc.retry_after} seconds",
+        }
+        headers = {**CORS, "Retry-After": str(exc.retry_after), "Cache-Control": "no-store"}
+        return JSONResponse(body, 429, headers=headers)
+    return None
+
+
 async def device_authorize(request: Request) -> Response:
     """RFC 8628 3.1: a device (TV, command-line tool) asks for its codes."""
+    limited = await _over_limit(request, DEVICE_PER_ADDRESS, "device_authorization")
+    if limited is not None:
+        return limited
     response = await _endpoint(request, "device_authorization")
     response.headers.update(CORS)
     return response

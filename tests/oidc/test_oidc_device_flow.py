@@ -25,6 +25,7 @@ from playwright.sync_api import Browser
 from prometheus_client import REGISTRY
 
 from gateway.accounts.users import User
+from gateway.oidc import api
 from gateway.oidc.device_codes import (
     USER_CODE_ALPHABET,
     new_user_code,
@@ -443,3 +444,16 @@ def test_openid_client_device_flow_is_approved_in_the_browser_after_signing_in(
     assert done["userinfo"]["sub"] == done["claims"]["sub"]
     assert "refresh_token" not in done["tokens"]
     assert done["reused"] == "invalid_grant"
+
+
+def test_device_authorization_is_limited_per_address(gw: Gateway, tv: App) -> None:
+    """A public client needs no secret, so anyone could fill the device-code table: past
+    DEVICE_PER_ADDRESS requests from one address the answer is 429 with Retry-After."""
+    for _ in range(api.DEVICE_PER_ADDRESS.attempts):
+        assert gw.send("/api/oidc/device/authorize", tv, {"scope": "openid"}).status_code == 200
+    refused = gw.send("/api/oidc/device/authorize", tv, {"scope": "openid"})
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "temporarily_unavailable"
+    assert int(refused.headers["retry-after"]) > 0
+    rows = gw.services.db.fetchall("SELECT 1 FROM oauth_device_codes")
+    assert len(rows) == api.DEVICE_PER_ADDRESS.attempts

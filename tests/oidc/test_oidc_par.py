@@ -21,7 +21,7 @@ from joserfc.jwk import ECKey
 from playwright.sync_api import Browser
 
 from gateway.accounts.users import User
-from gateway.oidc import pushed_requests
+from gateway.oidc import api, pushed_requests
 from gateway.oidc.client_service import AppAuth
 from tests.browser import DOMAIN, Gate
 from tests.conftest import PassgateProcess
@@ -265,3 +265,16 @@ def test_openid_client_pushes_with_private_key_jwt_and_signs_in_with_a_passkey(
     assert done["claims"]["preferred_username"] == "alice"
     assert done["claims"]["nonce"] == started["nonce"]
     assert done["introspection"]["active"] is True
+
+
+def test_pushes_are_limited_per_address(op: Op, alice: User) -> None:
+    """Public clients push without a secret, and every push is stored for a while: past
+    PAR_PER_ADDRESS pushes from one address the answer is 429 with Retry-After, before any
+    work (even refused pushes count)."""
+    rp = op.client(public=True)
+    for _ in range(api.PAR_PER_ADDRESS.attempts):
+        assert op.backend.post("/api/oidc/par", data=op.flow(rp).params()).status_code == 201
+    refused = op.backend.post("/api/oidc/par", data=op.flow(rp).params())
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "temporarily_unavailable"
+    assert int(refused.headers["retry-after"]) > 0
