@@ -185,7 +185,10 @@ def add_archive_commands(sub: Subparsers) -> None:
     export.add_argument("--passphrase-env", metavar="VAR", help=from_env)
     export.set_defaults(func=cmd_export)
     restore = sub.add_parser(
-        "import", help="restore an archive into an empty database", allow_abbrev=False
+        "import",
+        help="restore an archive into an empty database (or import from another provider)",
+        epilog="Imports from another provider: passgate import pocket-id --help",
+        allow_abbrev=False,
     )
     restore.add_argument("file", help="archive made by passgate export")
     restore.add_argument("--passphrase-env", metavar="VAR", help=from_env)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import admin, oidc, rules, server, users
+from gateway.cli import admin, imports, oidc, rules, server, users
 from gateway.core.errors import PassgateError
 from gateway.core.settings import load_settings
 
@@ -31,8 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line: `import SOURCE ...` (another provider) goes to the import parser,
+    everything else (`import ARCHIVE` too) to the main one."""
+    if len(argv) >= 2 and argv[0] == "import" and argv[1] in imports.SOURCES:
+        args = imports.build_parser().parse_args(argv[1:])
+        args.command = "import"
+        return args
+    return build_parser().parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else list(argv))
     if args.command == "version":
         print(f"passgate {__version__}")
         return 0
