@@ -56,6 +56,10 @@ async def cmd_pocket_id(args: argparse.Namespace, services: Services) -> int:
             "ids and secrets: point their issuer URL at Passgate's APP_URL",
             file=sys.stderr,
         )
+    print(
+        f"passkeys work if Pocket-ID was served at {services.settings.rp_id} (Passgate's RP ID)",
+        file=sys.stderr,
+    )
     return 0
 
 
