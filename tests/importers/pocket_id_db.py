@@ -74,6 +74,20 @@ SQLITE_SCHEMA = (
         size INTEGER NOT NULL, mod_time DATETIME NOT NULL, created_at DATETIME NOT NULL)""",
 )
 
+# Pocket-ID v2.0.0 (migration 20251229173100), the oldest version imported: the one client
+# secret in its own column, the instance id among the application settings.
+V2_0 = 20251229173100
+SQLITE_SCHEMA_V2_0 = (
+    *(s for s in SQLITE_SCHEMA if "TABLE oidc_clients (" not in s),
+    """CREATE TABLE oidc_clients (id TEXT PRIMARY KEY, created_at DATETIME NOT NULL, name TEXT,
+        secret TEXT, callback_urls BLOB, image_type TEXT, created_by_id TEXT,
+        is_public BOOLEAN DEFAULT FALSE, pkce_enabled BOOLEAN DEFAULT FALSE,
+        logout_callback_urls BLOB, credentials TEXT, launch_url TEXT,
+        requires_reauthentication BOOLEAN NOT NULL DEFAULT FALSE, dark_image_type TEXT,
+        is_group_restricted BOOLEAN NOT NULL DEFAULT 0)""",
+    "CREATE TABLE app_config_variables (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
+)
+
 # PostgreSQL: uuid ids, timestamptz, jsonb, bytea, inet (username is citext there; TEXT here).
 POSTGRES_SCHEMA = (
     "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
@@ -234,6 +248,36 @@ def rows(
         }
     )
     callback = json.dumps(["https://rp.passgate.test/callback"])
+    logout = json.dumps(["https://rp.passgate.test/signed-out"])
+    if version <= V2_0:
+        old_style = {
+            "oidc_clients": [
+                (
+                    facts.client_id,
+                    created,
+                    "Memos",
+                    secret_hash,
+                    callback,
+                    None,
+                    facts.alice_id,
+                    False,
+                    True,
+                    logout,
+                    "",
+                    "",
+                    False,
+                    None,
+                    True,
+                )
+            ],
+            "kv": [("jwt_private_key.json", sealed_key)],
+            "app_config_variables": [("instanceId", INSTANCE_ID)],
+        }
+        return {
+            **rows(facts, sealed_key, VERSION),
+            **old_style,
+            "schema_migrations": [(version, False)],
+        }
     return {
         "schema_migrations": [(version, False)],
         "users": [
@@ -319,11 +363,13 @@ def rows(
     }
 
 
-def write_sqlite(path: Path, tables: dict[str, list[tuple[Any, ...]]]) -> None:
+def write_sqlite(
+    path: Path, tables: dict[str, list[tuple[Any, ...]]], schema: tuple[str, ...] = SQLITE_SCHEMA
+) -> None:
     """The Pocket-ID database as a SQLite file: times become Unix seconds, as Pocket-ID writes
     them there."""
     with sqlite3.connect(path) as conn:
-        for statement in SQLITE_SCHEMA:
+        for statement in schema:
             conn.execute(statement)
         for table, values in tables.items():
             for row in values:

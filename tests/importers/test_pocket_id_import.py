@@ -9,15 +9,22 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
 
+from gateway.core.crypto import hash_token
+from gateway.oidc.client_service import IMPORTED_BCRYPT_PREFIX
+from gateway.oidc.clients import ClientSecret, OidcClient
+from gateway.services import Services
 from tests.browser import DOMAIN, Gate
 from tests.cli.command import run
 from tests.conftest import postgres_schema
 from tests.importers.pocket_id_db import (
     ENCRYPTION_KEY,
     SIGNED_AT,
+    SQLITE_SCHEMA_V2_0,
+    V2_0,
     VERSION,
     PocketId,
     count_rows,
@@ -251,3 +258,47 @@ def test_postgresql_pocket_id_comes_over(tmp_path: Path) -> None:
         claims = db.execute("SELECT claim, value FROM custom_claims ORDER BY claim").fetchall()
     assert users == {facts.alice_id: "alice", facts.bob_id: "bob"}
     assert claims == [("department", "wonderland"), ("household", "liddell")]
+
+
+def test_the_oldest_supported_version_comes_over_with_its_secret_and_key(tmp_path: Path) -> None:
+    facts = PocketId()
+    sealed, _ = sealed_signing_key(facts.kid)
+    source = tmp_path / "pocket-id-v2.0.db"
+    write_sqlite(source, rows(facts, sealed, V2_0), SQLITE_SCHEMA_V2_0)
+
+    result = run(
+        tmp_path, "import", "pocket-id", "--sqlite", str(source), "--encryption-key-env",
+        "POCKET_ID_KEY", **KEY_ENV,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert f"schema version {V2_0}" in result.stdout
+    assert "signing key pocket-id-key-1 becomes the active key" in result.stdout
+    with passgate_db(tmp_path) as db:
+        (stored,) = db.execute(
+            "SELECT secret_hash FROM oidc_client_secrets WHERE client_id = ?", (facts.client_id,)
+        ).fetchone()
+    assert stored.startswith("bcrypt:$2")
+
+
+def test_an_imported_bcrypt_secret_is_checked_then_rehashed(services: Services) -> None:
+    hashed = bcrypt.hashpw(b"old-secret", bcrypt.gensalt(rounds=4)).decode()
+    with services.db.transaction() as tx:
+        services.clients.insert(
+            tx,
+            OidcClient(
+                client_id="memos", name="Memos", public=False,
+                redirect_uris=(RP_CALLBACK,), post_logout_redirect_uris=(), allowed_groups=(),
+                pkce_required=True, wildcard_callbacks=False, id_token_alg="RS256",
+                access_token_lifetime=3600, refresh_token_lifetime=86400, refresh_tokens=False,
+                logo_url="", declared=False, created_at=0.0,
+                secrets=(ClientSecret("s1", "pocket-id", IMPORTED_BCRYPT_PREFIX + hashed, 0.0),),
+            ),
+        )  # fmt: skip
+    client = services.clients.get("memos")
+
+    assert not services.clients.verify_secret(client, "wrong-secret")
+    assert services.clients.verify_secret(client, "old-secret")
+    (secret,) = services.clients.get("memos").secrets
+    assert secret.secret_hash == hash_token("old-secret")
+    assert services.clients.verify_secret(services.clients.get("memos"), "old-secret")
