@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -431,8 +430,3 @@ def _time(value: object) -> float | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def names(rows: Sequence[Group]) -> dict[str, str]:
-    """Group id → name."""
-    return {g.id: g.name for g in rows}

@@ -91,6 +91,11 @@ class Plan:
         """The plan as lines for a person: counts, then what is not imported and why."""
         lines = [f"Pocket-ID schema version {self.version}"]
         lines += [f"  {name.replace('_', ' ')}: {count}" for name, count in self.counts().items()]
+        lines += [
+            f"  user {u.username} (sub {u.source.id}), groups: {', '.join(u.groups) or '-'}"
+            for u in self.users
+        ]
+        lines += [f"  client {c.name} (client_id {c.client_id})" for c in self.clients]
         if self.signing_key is not None:
             lines.append(f"  signing key {self.signing_key.kid} becomes the active key")
         lines.append("not imported:")

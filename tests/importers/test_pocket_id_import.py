@@ -23,6 +23,7 @@ from tests.conftest import postgres_schema
 from tests.importers.pocket_id_db import (
     ENCRYPTION_KEY,
     SIGNED_AT,
+    SQLITE_SCHEMA,
     SQLITE_SCHEMA_V2_0,
     V2_0,
     VERSION,
@@ -43,7 +44,8 @@ KEY_ENV = {"APP_URL": "https://auth.example.com", "POCKET_ID_KEY": ENCRYPTION_KE
 def pocket_id_file(tmp_path: Path, facts: PocketId, version: int = VERSION) -> Path:
     sealed, _ = sealed_signing_key(facts.kid)
     path = tmp_path / "pocket-id.db"
-    write_sqlite(path, rows(facts, sealed, version))
+    schema = SQLITE_SCHEMA_V2_0 if version <= V2_0 else SQLITE_SCHEMA
+    write_sqlite(path, rows(facts, sealed, version), schema)
     return path
 
 
@@ -171,7 +173,8 @@ def test_everything_comes_over_with_the_same_ids(tmp_path: Path) -> None:
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
-    source = pocket_id_file(tmp_path, PocketId())
+    facts = PocketId()
+    source = pocket_id_file(tmp_path, facts)
     assert run(tmp_path, "users", "list", **KEY_ENV).returncode == 0  # the database exists
     before = count_rows(tmp_path / "data" / "passgate.db")
 
@@ -179,6 +182,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "users: 2" in result.stdout and "clients: 1" in result.stdout
+    assert f"user alice (sub {facts.alice_id}), groups: family, admins" in result.stdout
+    assert "client Memos (client_id memos)" in result.stdout
     # Without the ENCRYPTION_KEY the signing key stays behind, and the plan says why.
     assert "the signing key (no Pocket-ID ENCRYPTION_KEY given" in result.stdout
     assert "dry run: nothing was changed" in result.stderr
