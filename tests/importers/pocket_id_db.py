@@ -132,6 +132,7 @@ POSTGRES_SCHEMA = (
 ENCRYPTION_KEY = "pocket-id-encryption-key-0123456789"
 INSTANCE_ID = "6f4c1c8e-4a3b-4a53-9d5e-0b1d2c3e4f50"
 SIGNED_AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+LOGO = b"\x89PNG\r\n\x1a\n" + bytes(64)  # a PNG's signature is what Passgate checks
 
 
 @dataclass
@@ -325,11 +326,11 @@ def rows(
                 created,
                 "Memos",
                 callback,
-                None,
+                "png",
                 facts.alice_id,
                 False,
                 True,
-                json.dumps(["https://rp.passgate.test/signed-out"]),
+                logout,
                 credentials,
                 "",
                 False,
@@ -359,7 +360,10 @@ def rows(
             ),
         ],
         "kv": [("instance_id", INSTANCE_ID), ("jwt_private_key.json", sealed_key)],
-        "storage": [],
+        # FILE_BACKEND=database: uploaded logos live in the storage table, by client id
+        "storage": [
+            (f"oidc-client-images/{facts.client_id}.png", LOGO, len(LOGO), created, created)
+        ],
     }
 
 

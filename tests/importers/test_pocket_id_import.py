@@ -6,6 +6,7 @@ same `sub` as before."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.cli.command import run
 from tests.conftest import postgres_schema
 from tests.importers.pocket_id_db import (
     ENCRYPTION_KEY,
+    LOGO,
     SIGNED_AT,
     SQLITE_SCHEMA,
     SQLITE_SCHEMA_V2_0,
@@ -167,9 +169,11 @@ def test_everything_comes_over_with_the_same_ids(tmp_path: Path) -> None:
             "SELECT at, ip, user_id FROM audit_log WHERE event = 'pocket_id_sign_in'"
         ).fetchall()
         kids = [r[0] for r in db.execute("SELECT kid FROM signing_keys WHERE retired_at IS NULL")]
+        logo = db.execute("SELECT content_type, image FROM oidc_client_logos").fetchall()
     assert '"users": 2' in details and '"clients": 1' in details
     assert history == [(SIGNED_AT.timestamp(), "192.0.2.7", facts.alice_id)]
     assert facts.kid in kids
+    assert logo == [("image/png", base64.b64encode(LOGO).decode())]
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
