@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from gateway.accounts.known_devices import KnownDevices
@@ -12,8 +13,10 @@ from gateway.admin.administration import Administration
 from gateway.admin.api_keys import ApiKeys
 from gateway.admin.backup import Backups
 from gateway.audit.geoip import GeoIP
+from gateway.audit.geolite import GeoLiteUpdater
 from gateway.audit.log import AuditLog
 from gateway.core.crypto import SecretBox, load_or_create_master_key
+from gateway.core.errors import SettingsInvalid, StorageError
 from gateway.core.settings import Settings
 from gateway.forward_auth.redirects import RedirectPolicy
 from gateway.forward_auth.rules import RulesStore
@@ -34,7 +37,10 @@ from gateway.sessions.rate_limit import RateLimiter
 from gateway.sessions.sessions import Sessions, SessionStore
 from gateway.sessions.stores import RedisSessionStore, SqlSessionStore
 from gateway.storage.db import Database
+from gateway.storage.foreign_schema import refuse_pocket_id_database
 from gateway.storage.migrations import migrate
+
+log = logging.getLogger("passgate.geoip")
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Services:
     backups: Backups
     api_keys: ApiKeys
     admin: Administration
+    geolite: GeoLiteUpdater | None = None  # MAXMIND_LICENSE_KEY downloads (import-pocket-id-env)
 
     async def close(self) -> None:
         await self.sessions.store.close()
@@ -81,8 +88,29 @@ def open_database(settings: Settings) -> Database:
         db = Database.postgres(settings.db_connection_string)
     else:
         db = Database.sqlite(settings.sqlite_path)
+    try:
+        refuse_pocket_id_database(db)  # a Pocket-ID env file's DB_CONNECTION_STRING
+    except StorageError:
+        db.close()
+        raise
     migrate(db)
     return db
+
+
+def _geoip(settings: Settings) -> tuple[GeoIP | None, GeoLiteUpdater | None]:
+    """GeoIP from MAXMIND_DB_PATH; with MAXMIND_LICENSE_KEY the file is Passgate's to download,
+    so a missing or unreadable one only waits for the next download."""
+    path = settings.geolite_path
+    if path is None:
+        return None, None
+    if not settings.maxmind_license_key:
+        return GeoIP.open(path), None
+    try:
+        geo = GeoIP.open(path) if path.exists() else GeoIP.empty()
+    except SettingsInvalid as exc:
+        log.warning("%s; it will be downloaded again", exc)
+        geo = GeoIP.empty()
+    return geo, GeoLiteUpdater(settings, geo)
 
 
 def build_services(settings: Settings) -> Services:
@@ -90,7 +118,7 @@ def build_services(settings: Settings) -> Services:
     MAXMIND_DB_PATH)/StorageError/RulesError/ClientsConfigError."""
     rules = RulesStore(settings.config_file)
     # Checked first: a GeoIP file named but unreadable is a start-up error, before any storage.
-    geo = GeoIP.open(settings.maxmind_db_path) if settings.maxmind_db_path else None
+    geo, geolite = _geoip(settings)
     db = open_database(settings)
     audit = AuditLog(db, geo, settings.audit_log_retention_days)
     box = SecretBox(load_or_create_master_key(settings.encryption_key, settings.data_dir))
@@ -160,6 +188,7 @@ def build_services(settings: Settings) -> Services:
         known_devices=KnownDevices(db),
         notifications=notifications,
         api_keys=api_keys,
+        geolite=geolite,
         admin=Administration(
             settings=settings,
             users=users,

@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "gateway.admin.openapi",
     ),
     ("gateway.services",),  # the composition root: builds every area's services
-    ("gateway.importers",),  # imports from other providers (issue 14), through the services
+    ("gateway.importers",),  # other gateways' configuration and data → Passgate's
     ("gateway.admin",),
     ("gateway.oidc",),
     ("gateway.passkeys",),

@@ -25,7 +25,7 @@ async def my_apps(request: Request) -> Response:
     apps = [
         {"id": c.client_id, "name": c.name, "url": c.launch_url, "logo": logo_of(c)}
         for c in clients
-        if c.launch_url and open_to(c, list(identity.groups))
+        if c.launch_url and open_to(c, identity.groups)
     ]
     return page(request, "apps.html", user=identity, apps=apps)
 

@@ -1,6 +1,7 @@
 """Country and city of an IP address, from a local MaxMind GeoLite2 City file.
 
-The operator downloads the file (MAXMIND_DB_PATH); Passgate only reads it, never fetches it.
+The operator downloads the file (MAXMIND_DB_PATH), or Passgate does with MAXMIND_LICENSE_KEY
+(gateway/audit/geolite.py); a newer file replaces the open one without a restart (`reload`).
 """
 
 from __future__ import annotations
@@ -36,8 +37,23 @@ def _english(record: Any, key: str) -> str:
 class GeoIP:
     """Look addresses up in an open .mmdb file (memory-mapped, safe to share across threads)."""
 
-    def __init__(self, reader: maxminddb.Reader) -> None:
+    def __init__(self, reader: maxminddb.Reader | None) -> None:
         self._reader = reader
+
+    @classmethod
+    def empty(cls) -> GeoIP:
+        """No database yet (a download is pending): every lookup answers None."""
+        return cls(None)
+
+    @property
+    def loaded(self) -> bool:
+        return self._reader is not None
+
+    def reload(self, path: Path) -> None:
+        """Swap in the database at `path`. Raises SettingsInvalid if it cannot be read; the
+        open one then stays. The old reader is left to the garbage collector, since a lookup on
+        another thread may still be using it."""
+        self._reader = GeoIP.open(path)._reader
 
     @classmethod
     def open(cls, path: Path) -> GeoIP:
@@ -54,14 +70,16 @@ class GeoIP:
 
     def lookup(self, ip: str) -> Location | None:
         """Where `ip` is, or None for unknown, private or malformed addresses."""
-        if not ip:
+        reader = self._reader
+        if not ip or reader is None:
             return None
         try:
-            record = self._reader.get(ip)
+            record = reader.get(ip)
         except (ValueError, InvalidDatabaseError):
             return None
         location = Location(_english(record, "country"), _english(record, "city"))
         return location if location.country or location.city else None
 
     def close(self) -> None:
-        self._reader.close()
+        if self._reader is not None:
+            self._reader.close()

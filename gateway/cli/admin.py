@@ -8,13 +8,16 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.audit.log import CLI, AuditFilters
+from gateway.cli import import_pocket_id, import_tinyauth
 from gateway.cli.running import with_services
 from gateway.core.errors import InvalidInput
+from gateway.core.settings import Settings
 from gateway.services import Services
 
 if TYPE_CHECKING:
@@ -174,6 +177,20 @@ def add_audit(sub: Subparsers) -> None:
         audit_parser.add_argument("--failed", action="store_true", help="failures only")
 
 
+# `passgate import FILE`'s options, also read from what follows FILE (see cmd_import_any).
+_ARCHIVE_OPTIONS = argparse.ArgumentParser(
+    prog="passgate import", add_help=False, allow_abbrev=False
+)
+_ARCHIVE_OPTIONS.add_argument(
+    "--passphrase-env",
+    metavar="VAR",
+    help="read the archive passphrase from this environment variable (else asked)",
+)
+_ARCHIVE_OPTIONS.add_argument(
+    "--replace", action="store_true", help="wipe a database that holds data, in the same step"
+)
+
+
 def add_archive_commands(sub: Subparsers) -> None:
     """export FILE and import FILE."""
     from_env = "read the archive passphrase from this environment variable (else asked)"
@@ -187,12 +204,34 @@ def add_archive_commands(sub: Subparsers) -> None:
     restore = sub.add_parser(
         "import",
         help="restore an archive into an empty database (or import from another provider)",
-        epilog="Imports from another provider: passgate import pocket-id --help",
         allow_abbrev=False,
+        parents=[_ARCHIVE_OPTIONS],
     )
-    restore.add_argument("file", help="archive made by passgate export")
-    restore.add_argument("--passphrase-env", metavar="VAR", help=from_env)
     restore.add_argument(
-        "--replace", action="store_true", help="wipe a database that holds data, in the same step"
+        "file",
+        help="archive made by passgate export; or `tinyauth` to convert Tinyauth's configuration "
+        "(`passgate import tinyauth --help`); or `pocket-id` to bring a Pocket-ID's data over "
+        "(`passgate import pocket-id --help`)",
     )
-    restore.set_defaults(func=cmd_import)
+    # --- import-tinyauth: `passgate import SOURCE ...` hands the rest to that importer.
+    restore.add_argument("source_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    restore.set_defaults(func=cmd_import_any)
+
+
+# What follows `passgate import SOURCE`, and the settings (an importer that writes needs them).
+ImportSource = Callable[[Sequence[str], Settings], int]
+IMPORT_SOURCES: dict[str, ImportSource] = {
+    "tinyauth": lambda argv, _settings: import_tinyauth.run(argv),  # converts files only
+    "pocket-id": import_pocket_id.run,  # import-pocket-id
+}
+
+
+def cmd_import_any(args: argparse.Namespace, settings: Settings) -> int:
+    """`passgate import FILE` restores an archive; `passgate import SOURCE ...` converts."""
+    importer = IMPORT_SOURCES.get(args.file)
+    if importer is None:  # options written after FILE landed in source_args
+        _ARCHIVE_OPTIONS.parse_args(args.source_args, namespace=args)
+        return cmd_import(args, settings)
+    if args.replace or args.passphrase_env:
+        raise InvalidInput(f"--replace and --passphrase-env are for archives, not {args.file}")
+    return importer(args.source_args, settings)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import admin, imports, oidc, rules, server, users
+from gateway.cli import admin, oidc, rules, server, users
 from gateway.core.errors import PassgateError
+from gateway.core.pocket_id_env import report_unused
 from gateway.core.settings import load_settings
 
 
@@ -31,18 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(argv: Sequence[str]) -> argparse.Namespace:
-    """The command line: `import SOURCE ...` (another provider) goes to the import parser,
-    everything else (`import ARCHIVE` too) to the main one."""
-    if len(argv) >= 2 and argv[0] == "import" and argv[1] in imports.SOURCES:
-        args = imports.build_parser().parse_args(argv[1:])
-        args.command = "import"
-        return args
-    return build_parser().parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(argv)
     if args.command == "version":
         print(f"passgate {__version__}")
         return 0
@@ -50,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return server.cmd_settings_table(args, None)
     try:
         settings = load_settings()
+        # serve reports once its logging is set up; Docker runs healthcheck every few seconds.
+        if args.command not in ("serve", "healthcheck"):
+            report_unused(os.environ)
         result: int = args.func(args, settings)
         return result
     except PassgateError as exc:

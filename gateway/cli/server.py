@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gateway import __version__
 from gateway.core import metrics
 from gateway.core.logs import configure
+from gateway.core.pocket_id_env import report_unused
 from gateway.core.settings import Settings, settings_table
 from gateway.services import build_services
 
@@ -28,7 +29,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.web.asgi import settle_garbage_collector
 
     configure(settings.log_json, settings.log_level)
+    report_unused(os.environ)
     services = build_services(settings)  # migrate once, before any worker starts
+    if services.geolite is not None:
+        services.geolite.refresh()  # MAXMIND_LICENSE_KEY: fetch a missing or stale GeoLite2
     workers = args.workers or settings.workers
     host, port = args.host or settings.host, args.port or settings.port
     print(

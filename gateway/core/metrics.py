@@ -104,6 +104,11 @@ CLIENT_SECRETS_REFUSED = Counter(  # oidc-client-options
     "Client authentications with a secret that expired or was revoked, by client and reason.",
     ["client", "reason"],
 )
+GEOLITE_DOWNLOADS = Counter(  # import-pocket-id-env
+    "passgate_geolite_downloads",
+    "GeoLite2 City downloads (MAXMIND_LICENSE_KEY), by result: ok or failed.",
+    ["result"],
+)
 SESSION_STORE_ERRORS = Counter(
     "passgate_session_store_errors",
     "Failed calls to the session store (Redis or the database).",
@@ -117,6 +122,8 @@ for _device_result in DEVICE_RESULTS:
 for _method in LOGIN_METHODS:
     for _result in ("success", "failure"):
         LOGINS.labels(_method, _result)
+for _download in ("ok", "failed"):
+    GEOLITE_DOWNLOADS.labels(_download)
 
 
 def login(method: str, success: bool) -> None:

@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from gateway.core.errors import SettingsInvalid
 from gateway.http.forwarded import TrustedProxies
@@ -33,12 +38,77 @@ def _minutes(value: object) -> object:
     return value
 
 
+# Pocket-ID env file: the settings whose value may also come from a file named by `<NAME>_FILE`
+# (Pocket-ID's way of passing secrets as Docker secrets). The file wins over the plain variable.
+FILE_VARIABLES = ("encryption_key", "db_connection_string", "maxmind_license_key", "smtp_password")
+
+# Pocket-ID's GeoLite2 download URL; `%s` stands for MAXMIND_LICENSE_KEY.
+MAXMIND_GEOLITE_CITY_URL = (
+    "https://download.maxmind.com/app/geoip_download"
+    "?edition_id=GeoLite2-City&license_key=%s&suffix=tar.gz"
+)
+
+
+class _FileVariables(EnvSettingsSource):
+    """`ENCRYPTION_KEY_FILE=/run/secrets/key` and the like: the named file's content, trimmed."""
+
+    def __call__(self) -> dict[str, object]:
+        values: dict[str, object] = {}
+        for name in FILE_VARIABLES:
+            path = self.env_vars.get(f"{name}_file")
+            if not path:
+                continue
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsInvalid(
+                    f"{name.upper()}_FILE: cannot read {path!r} ({exc.strerror})"
+                ) from None
+            except UnicodeDecodeError:
+                raise SettingsInvalid(f"{name.upper()}_FILE: {path!r} is not UTF-8 text") from None
+            # As in Pocket-ID: the key file is taken byte for byte (a trailing newline is part
+            # of the key, so data it encrypted stays readable); other values are trimmed.
+            values[name] = text if name == "encryption_key" else text.strip()
+        return values
+
+
+def _is_network_list(value: str) -> bool:
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    try:
+        return bool(parts) and all(ip_network(part, strict=False) for part in parts)
+    except ValueError:
+        return False
+
+
+def _pocket_id_trust_proxy(data: dict[str, object]) -> None:
+    """Pocket-ID's TRUST_PROXY also takes a list of proxy addresses: Passgate then trusts those
+    (as TRUSTED_PROXIES, unless that is set too) and takes the client IP from them. Anything
+    else is left for the boolean to accept or refuse."""
+    value = data.get("trust_proxy")
+    if not isinstance(value, str) or not _is_network_list(value):
+        return
+    data["trust_proxy"] = True
+    data.setdefault("trusted_proxies", value)
+
+
 class Settings(BaseSettings):
     """Every setting Passgate reads. Environment variable names are the upper-case field names."""
 
     model_config = SettingsConfigDict(
-        env_prefix="", case_sensitive=False, extra="ignore", frozen=True
+        env_prefix="", case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = _FileVariables(settings_cls, case_sensitive=False)
+        return init_settings, files, env_settings, dotenv_settings, file_secret_settings
 
     app_url: str = Field(
         "http://localhost:1411",
@@ -125,9 +195,31 @@ class Settings(BaseSettings):
     )
     maxmind_db_path: Path | None = Field(
         None,
-        description="Local MaxMind GeoLite2 City .mmdb file; audit events then carry country "
-        "and city. Never downloaded by Passgate.",
+        validation_alias=AliasChoices("maxmind_db_path", "geolite_db_path"),
+        description="MaxMind GeoLite2 City .mmdb file; audit events then carry country and city. "
+        "Without MAXMIND_LICENSE_KEY it must exist; with it, Passgate downloads it there "
+        "(default `DATA_DIR/GeoLite2-City.mmdb`). Pocket-ID's GEOLITE_DB_PATH means the same.",
     )
+    # --- Pocket-ID env file: GeoLite2 download (import-pocket-id-env) ---
+    maxmind_license_key: str | None = Field(
+        None,
+        description="MaxMind licence key: Passgate downloads GeoLite2 City into MAXMIND_DB_PATH "
+        "at start-up when missing or older than GEOLITE_MAX_AGE_DAYS, and refreshes it in the "
+        "background (secret; never logged). Also MAXMIND_LICENSE_KEY_FILE.",
+        repr=False,
+    )
+    geolite_db_url: str = Field(
+        MAXMIND_GEOLITE_CITY_URL,
+        description="Where the GeoLite2 City tar.gz is downloaded from; `%s` stands for "
+        "MAXMIND_LICENSE_KEY (logged without its query).",
+    )
+    geolite_max_age_days: int = Field(
+        14,
+        ge=1,
+        le=365,
+        description="Days after which the downloaded GeoLite2 file is fetched again.",
+    )
+    # --- end Pocket-ID env file ---
     smtp_host: str | None = Field(
         None, description="SMTP server for email notifications; without it no mail is sent."
     )
@@ -158,13 +250,39 @@ class Settings(BaseSettings):
         repr=False,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pocket_id_conversions(cls, data: object) -> object:
+        """Pocket-ID env file: values Pocket-ID writes differently from Passgate."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _pocket_id_trust_proxy(data)
+        # Pocket-ID picks PostgreSQL from the connection string alone.
+        connection = str(data.get("db_connection_string") or "")
+        if not data.get("db_provider") and connection.startswith(("postgres://", "postgresql://")):
+            data["db_provider"] = "postgres"
+        if str(data.get("log_level") or "").strip().lower() == "warn":
+            data["log_level"] = "warning"
+        if isinstance(data.get("smtp_port"), str) and not str(data["smtp_port"]).strip():
+            del data["smtp_port"]  # Pocket-ID's default is an empty port
+        if isinstance(data.get("smtp_tls"), str):
+            data["smtp_tls"] = str(data["smtp_tls"]).strip().lower() or "starttls"
+        return data
+
     @field_validator("session_duration", "session_inactivity", mode="before")
     @classmethod
     def _parse_minutes(cls, value: object) -> object:
         return _minutes(value)
 
     @field_validator(
-        "maxmind_db_path", "smtp_host", "smtp_user", "smtp_password", "smtp_from", mode="before"
+        "maxmind_db_path",
+        "smtp_host",
+        "smtp_user",
+        "smtp_password",
+        "smtp_from",
+        "maxmind_license_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -277,9 +395,22 @@ class Settings(BaseSettings):
         return TrustedProxies(tuple(ip_network(part, strict=False) for part in parts if part))
 
     @property
+    def geolite_path(self) -> Path | None:
+        """Where GeoIP is read from: MAXMIND_DB_PATH, or with a licence key and no path the
+        downloaded `DATA_DIR/GeoLite2-City.mmdb`; None without either."""
+        if self.maxmind_db_path is not None:
+            return self.maxmind_db_path
+        if self.maxmind_license_key:
+            return self.data_dir / "GeoLite2-City.mmdb"
+        return None
+
+    @property
     def sqlite_path(self) -> Path:
         if self.db_connection_string and self.db_provider == "sqlite":
-            return Path(self.db_connection_string.removeprefix("sqlite:///"))
+            path = self.db_connection_string.removeprefix("sqlite:///")
+            if path.startswith("file:"):  # Pocket-ID's `file:data/pocket-id.db?_pragma=...`
+                path = path.removeprefix("file:").split("?", 1)[0]
+            return Path(path)
         return self.data_dir / "passgate.db"
 
 

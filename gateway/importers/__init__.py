@@ -1,4 +1,5 @@
-"""Imports from other identity providers (`passgate import pocket-id`): a source module reads the
-foreign database into plain records, its writer stores them through the areas' services in one
-transaction, so an import happens completely or not at all. Imports oidc, passkeys, accounts,
-audit, storage and core."""
+"""Importers: turn another login gateway's configuration and data into Passgate's (`passgate
+import tinyauth`, `passgate import pocket-id`). A source module reads the foreign files or
+database into plain records; the Pocket-ID writer stores them through the areas' services in one
+transaction, so that import happens completely or not at all. Imports the areas below
+gateway.services."""

@@ -35,7 +35,7 @@ from gateway.core import metrics
 from gateway.core.crypto import tokens_equal
 from gateway.oidc.claims import amr_for
 from gateway.oidc.client_auth import ASYMMETRIC_ALGS, HMAC_ALGS
-from gateway.oidc.clients import OidcClient, logo_of
+from gateway.oidc.clients import OidcClient, logo_of, open_to
 from gateway.oidc.dpop import (
     ALGORITHMS as DPOP_ALGORITHMS,
 )
@@ -366,10 +366,6 @@ def _to_login(request: Request, query: list[tuple[str, str]]) -> Response:
     return RedirectResponse(f"/login?force=1&{urlencode(params)}", 303)
 
 
-def _allowed(client: OidcClient, user: User) -> bool:
-    return not client.allowed_groups or bool(set(client.allowed_groups) & set(user.groups))
-
-
 # oidc-client-options: clients that require a fresh sign-in on every authorization request ----
 REAUTH_PARAM = "passgate_reauth"  # carries the marker of the sign-in forced for this request
 REAUTH_WINDOW = 600  # seconds: how long that marker waits for the sign-in to finish
@@ -466,7 +462,7 @@ async def authorize(request: Request) -> Response:
         if client.require_reauth:  # one sign-in satisfies both
             return await _to_reauth(request, query)
         return _to_login(request, query)
-    if not _allowed(client, principal.user):
+    if not open_to(client, principal.user.groups):
         log.info(
             "user %s is not in the groups allowed for %s", principal.user.username, client.client_id
         )
@@ -574,7 +570,7 @@ async def authorize_decision(request: Request) -> Response:
     except OAuth2Error as error:
         return await _send_back(request, oauth, grant, error, pushed)
     client = grant.client.client
-    if not _allowed(client, user):
+    if not open_to(client, user.groups):
         return page(request, "not_allowed.html", 403, client=client, user=user)
     if client.require_reauth and time.time() - principal.auth_time > REAUTH_WINDOW:
         return await _to_reauth(request, query)  # the consent page sat open too long

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -170,7 +170,7 @@ def uploaded_logo_path(client: OidcClient) -> str:
     return f"/api/oidc/clients/{quote(client.client_id, safe='')}/logo?v={client.logo_etag}"
 
 
-def open_to(client: OidcClient, groups: tuple[str, ...] | list[str]) -> bool:
+def open_to(client: OidcClient, groups: Sequence[str]) -> bool:
     """True if a member of `groups` may sign in to the client (no allowed groups: everyone)."""
     return not client.allowed_groups or bool(set(client.allowed_groups) & set(groups))
 

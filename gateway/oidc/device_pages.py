@@ -20,7 +20,7 @@ from starlette.routing import Route
 from gateway.core import metrics
 from gateway.oidc.api import SCOPE_TEXT, server_of
 from gateway.oidc.claims import amr_for
-from gateway.oidc.clients import OidcClient
+from gateway.oidc.clients import OidcClient, open_to
 from gateway.oidc.device_codes import DeviceCode, normalise_user_code, shown
 from gateway.oidc.server import SCOPES
 from gateway.sessions.rate_limit import Limit
@@ -87,10 +87,6 @@ async def _device_client(request: Request, device: DeviceCode | None) -> OidcCli
     return client if client is not None and client.allows_grant("device_code") else None
 
 
-def _allowed(client: OidcClient, groups: tuple[str, ...]) -> bool:
-    return not client.allowed_groups or bool(set(client.allowed_groups) & set(groups))
-
-
 async def device_lookup(request: Request) -> Response:
     """POST /device: find the code the user typed and ask them to approve or deny it."""
     services = services_of(request)
@@ -116,7 +112,7 @@ async def device_lookup(request: Request) -> Response:
         )
         error = "That code is not valid: it may have expired or been used. Check your device."
         return page(request, "device.html", 400, user_code=_prefill(typed), error=error)
-    if not _allowed(client, user.groups):
+    if not open_to(client, user.groups):
         return page(request, "not_allowed.html", 403, client=client, user=user)
     wanted = [s for s in SCOPES if s in device.scope.split()]
     return page(
@@ -146,7 +142,7 @@ async def device_decision(request: Request) -> Response:
     if device is None or client is None:
         text = "That code has expired or was already answered. Start again on your device."
         return message(request, "Code no longer valid", text, 400, "/device")
-    if not _allowed(client, user.groups):
+    if not open_to(client, user.groups):
         return page(request, "not_allowed.html", 403, client=client, user=user)
     approved = form.get("decision") == "approve"
     decided = await run_in_threadpool(

@@ -5,9 +5,10 @@ Errors raised on purpose are mapped to responses here, in one place.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from http import HTTPStatus
 from importlib.resources import files
 from time import perf_counter
@@ -258,7 +259,13 @@ def create_app(services: Services) -> PassgateApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(services.audit.prune_expired)  # AUDIT_LOG_RETENTION_DAYS
+        # MAXMIND_LICENSE_KEY: keep GeoLite2 fresh, and this worker on the newest file.
+        refresher = asyncio.create_task(services.geolite.run()) if services.geolite else None
         yield
+        if refresher is not None:
+            refresher.cancel()
+            with suppress(asyncio.CancelledError):
+                await refresher
         await services.close()
 
     static = StaticFiles(directory=str(files("gateway") / "static"))

@@ -311,3 +311,13 @@ def test_an_imported_bcrypt_secret_is_checked_then_rehashed(services: Services) 
     (secret,) = services.clients.get("memos").secrets
     assert secret.secret_hash == hash_token("old-secret")
     assert services.clients.verify_secret(services.clients.get("memos"), "old-secret")
+
+
+def test_with_pocket_ids_env_file_its_encryption_key_is_already_there(tmp_path: Path) -> None:
+    source = pocket_id_file(tmp_path, PocketId())
+    env = {"APP_URL": "https://auth.example.com", "ENCRYPTION_KEY": ENCRYPTION_KEY}
+
+    result = run(tmp_path, "import", "pocket-id", "--sqlite", str(source), "--dry-run", **env)
+
+    assert result.returncode == 0, result.stderr
+    assert "signing key pocket-id-key-1 becomes the active key" in result.stdout

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.browser import DOMAIN, Person
 from tests.conftest import PassgateProcess
+from tests.oidc.node_rp import run_rp
 
 RP_CALLBACK = f"https://rp.{DOMAIN}/callback"
 
@@ -59,3 +61,28 @@ def browser_login(
 ) -> str:
     """Follow the authorization URL in the browser; return the callback URL with the code."""
     return browser_callback(person, authorization_url, passkey).url
+
+
+def openid_client_code_flow(
+    rp_dir: Path,
+    person: Person,
+    finish: str = "finish",
+    start: str = "start",
+    passkey: bool = False,
+    **settings: str,
+) -> tuple[str, dict[str, Any]]:
+    """A code flow driven by npm openid-client: its `start` step, `person` signing in (and
+    consenting) in the browser, then its `finish` step with the callback. Returns the callback
+    URL and what the finish step printed."""
+    started = run_rp(rp_dir, start, **settings)
+    callback = browser_login(settings["issuer"], person, started["url"], passkey=passkey)
+    done = run_rp(
+        rp_dir,
+        finish,
+        **settings,
+        callback=callback,
+        verifier=started["verifier"],
+        state=started["state"],
+        nonce=started["nonce"],
+    )
+    return callback, done

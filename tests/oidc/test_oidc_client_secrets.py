@@ -27,8 +27,7 @@ from tests.browser import DOMAIN, Gate
 from tests.cli.command import run
 from tests.conftest import PassgateProcess
 from tests.oidc.asgi_http import CALLBACK, authenticates, http_for
-from tests.oidc.node_rp import run_rp
-from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login
+from tests.oidc.relying_party import RP_CALLBACK, add_client, openid_client_code_flow
 
 pytestmark = pytest.mark.anyio
 
@@ -328,18 +327,8 @@ def test_openid_client_completes_a_code_flow_with_the_new_secret_after_rotation(
         "redirect_uri": RP_CALLBACK,
         "logout_uri": f"https://rp.{DOMAIN}/signed-out",
     }
-    started = run_rp(rp_dir, "start", **settings)
-    callback = browser_login(issuer, alice, started["url"])
+    callback, done = openid_client_code_flow(rp_dir, alice, "finish", **settings)
     assert parse_qs(urlsplit(callback).query)["iss"] == [issuer]
-    done = run_rp(
-        rp_dir,
-        "finish",
-        **settings,
-        callback=callback,
-        verifier=started["verifier"],
-        state=started["state"],
-        nonce=started["nonce"],
-    )
     assert done["claims"]["preferred_username"] == "alice"
     assert done["introspection"]["client_id"] == client_id
     # The revoked secret no longer authenticates the same client.

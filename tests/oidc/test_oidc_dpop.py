@@ -17,8 +17,7 @@ from tests.browser import DOMAIN, Gate
 from tests.conftest import PassgateProcess
 from tests.oidc.dpop_proofs import DpopKey
 from tests.oidc.in_process import APP, Flow, Op, assert_token_error
-from tests.oidc.node_rp import run_rp
-from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login
+from tests.oidc.relying_party import RP_CALLBACK, add_client, openid_client_code_flow
 
 TOKEN_URL = f"{APP}/api/oidc/token"
 USERINFO_URL = f"{APP}/api/oidc/userinfo"
@@ -199,17 +198,7 @@ def test_openid_client_runs_the_code_flow_with_dpop(
         "client_secret": secret or "",
         "redirect_uri": RP_CALLBACK,
     }
-    started = run_rp(openid_client, "start", **settings)
-    callback = browser_login(issuer, alice, started["url"])
-    done = run_rp(
-        openid_client,
-        "dpop",
-        **settings,
-        callback=callback,
-        verifier=started["verifier"],
-        state=started["state"],
-        nonce=started["nonce"],
-    )
+    _, done = openid_client_code_flow(openid_client, alice, "dpop", **settings)
     assert done["tokenType"].lower() == "dpop"
     assert done["userinfo"]["preferred_username"] == "alice"
     assert done["refreshedTokenType"].lower() == "dpop"

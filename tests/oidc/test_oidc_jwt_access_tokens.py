@@ -24,8 +24,7 @@ from tests.browser import DOMAIN, Gate
 from tests.cli.command import run
 from tests.conftest import PassgateProcess
 from tests.oidc.in_process import APP, Flow, Op, assert_token_error
-from tests.oidc.node_rp import run_rp
-from tests.oidc.relying_party import RP_CALLBACK, add_client, browser_login
+from tests.oidc.relying_party import RP_CALLBACK, add_client, openid_client_code_flow
 
 API = "https://api.example.com"
 OTHER_API = "https://photos.example.com"
@@ -259,17 +258,7 @@ def test_jose_verifies_the_access_token_openid_client_obtained(
         "redirect_uri": RP_CALLBACK,
         "resource": API,
     }
-    started = run_rp(openid_client, "start", **settings)
-    callback = browser_login(issuer, alice, started["url"])
-    done = run_rp(
-        openid_client,
-        "jwt",
-        **settings,
-        callback=callback,
-        verifier=started["verifier"],
-        state=started["state"],
-        nonce=started["nonce"],
-    )
+    _, done = openid_client_code_flow(openid_client, alice, "jwt", **settings)
     assert done["header"]["typ"] == "at+jwt"
     payload = done["payload"]
     assert payload["iss"] == issuer and payload["aud"] == API and payload["client_id"] == client_id

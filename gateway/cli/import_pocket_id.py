@@ -1,30 +1,23 @@
-"""`passgate import SOURCE ...`: imports from other identity providers (issue 14).
-
-`passgate import FILE` restores a Passgate archive (gateway.cli.admin); when the word after
-`import` names a source here, gateway.cli.main parses the rest with `build_parser` instead.
-"""
+"""`passgate import pocket-id --sqlite PATH | --postgres URL [--encryption-key-env VAR]
+[--dry-run] [--merge]`: a stopped Pocket-ID's users, groups, claims, passkeys, OIDC clients,
+signing key and audit history, in one transaction (gateway.importers.pocket_id_writer).
+`passgate import` hands it what follows `pocket-id` (gateway.cli.admin IMPORT_SOURCES)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gateway.audit.log import CLI
 from gateway.cli.running import with_services
 from gateway.core.errors import InvalidInput
+from gateway.core.settings import Settings
 from gateway.importers import pocket_id
 from gateway.importers.pocket_id_writer import Writer, plan
 from gateway.services import Services
-
-if TYPE_CHECKING:
-    from gateway.cli.running import Subparsers
-
-
-# pocket-id --------------------------------------------------------------------------------------
 
 
 @with_services
@@ -35,6 +28,9 @@ async def cmd_pocket_id(args: argparse.Namespace, services: Services) -> int:
         if not value:  # not echoed: a key typed here by mistake would land in logs
             raise InvalidInput("the environment variable named by --encryption-key-env is not set")
         key = value.encode("utf-8")
+    elif services.settings.encryption_key:
+        # Started with Pocket-ID's env file, Passgate's ENCRYPTION_KEY is Pocket-ID's own.
+        key = services.settings.encryption_key.encode("utf-8")
     conn = (
         pocket_id.open_sqlite(Path(args.sqlite))
         if args.sqlite
@@ -63,11 +59,11 @@ async def cmd_pocket_id(args: argparse.Namespace, services: Services) -> int:
     return 0
 
 
-def add_pocket_id(sub: Subparsers) -> None:
-    """import pocket-id --sqlite PATH | --postgres URL."""
-    parser = sub.add_parser(
-        "pocket-id",
-        help="users, groups, passkeys, clients, signing key and history of a stopped Pocket-ID",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="passgate import pocket-id",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -76,7 +72,8 @@ def add_pocket_id(sub: Subparsers) -> None:
     parser.add_argument(
         "--encryption-key-env",
         metavar="VAR",
-        help="read Pocket-ID's ENCRYPTION_KEY from this variable (to bring its signing key)",
+        help="read Pocket-ID's ENCRYPTION_KEY from this variable, to bring its signing key "
+        "(default: Passgate's own ENCRYPTION_KEY, the same when Pocket-ID's env file is used)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be imported; change nothing"
@@ -84,23 +81,10 @@ def add_pocket_id(sub: Subparsers) -> None:
     parser.add_argument(
         "--merge", action="store_true", help="add to a Passgate database that already holds data"
     )
-    parser.set_defaults(func=cmd_pocket_id)
-
-
-# the sources ------------------------------------------------------------------------------------
-
-SOURCES: dict[str, Callable[[Subparsers], None]] = {
-    "pocket-id": add_pocket_id,
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser for `passgate import SOURCE ...` (given the arguments after `import`)."""
-    parser = argparse.ArgumentParser(
-        prog="passgate import",
-        description="Import from another identity provider (or: passgate import ARCHIVE).",
-    )
-    sub = parser.add_subparsers(dest="source", required=True)
-    for add in SOURCES.values():
-        add(sub)
     return parser
+
+
+def run(argv: Sequence[str], settings: Settings) -> int:
+    """Parse `argv` (what follows `passgate import pocket-id`) and import."""
+    result: int = cmd_pocket_id(build_parser().parse_args(list(argv)), settings)
+    return result
