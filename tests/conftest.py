@@ -484,3 +484,21 @@ def gate(
         )
         yield Gate(passgate, port, browser)
         browser.close()
+
+
+# --- npm's openid-client (tests/oidc/node_rp.py): the OIDC and import tests' relying party ----
+
+
+@pytest.fixture(scope="session")
+def openid_client() -> Path:
+    """tests/rp_node with its locked npm dependencies installed (node_modules is not committed)."""
+    from tests.oidc import node_rp
+
+    npm = require_binary("npm", "apt-get install -y nodejs npm")
+    require_binary("node", "apt-get install -y nodejs")
+    with exclusive("npm-ci"):  # one worker installs; the others wait for it, then find it there
+        if not node_rp.installed():
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"], cwd=node_rp.RP_DIR, check=True, timeout=300
+            )
+    return node_rp.RP_DIR

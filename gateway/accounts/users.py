@@ -56,6 +56,11 @@ def validate_email(email: str) -> str:
     return value
 
 
+def validate_group_name(name: str) -> str:
+    """The group name, stripped; InvalidInput unless 1-64 letters, digits, . _ -."""
+    return _check_group(name)
+
+
 def _check_group(name: str) -> str:
     value = name.strip()
     if not _GROUP.match(value):
@@ -91,31 +96,51 @@ class UserService:
         email: str = "",
         display_name: str = "",
         groups: tuple[str, ...] = (),
+        *,
+        # imports (issue 14): keep another provider's user id (it is the `sub` apps know)
+        user_id: str | None = None,
+        disabled: bool = False,
+        created_at: float | None = None,
     ) -> str:
         """Insert a user inside the caller's transaction; return the new id. Raises like
-        create_user, so a caller can create a user and its first passkey atomically."""
+        create_user, so a caller can create a user and its first passkey atomically; Conflict
+        also for a given `user_id` that is taken."""
         name = validate_username(username)
         mail = validate_email(email)
-        user_id = str(uuid.uuid4())
+        if user_id is None:
+            user_id = str(uuid.uuid4())
+        elif tx.fetchone("SELECT 1 FROM users WHERE id = ?", (user_id,)):
+            raise Conflict(f"a user with id {user_id!r} already exists")
         if tx.fetchone("SELECT 1 FROM users WHERE username = ?", (name,)):
             raise Conflict(f"a user named {name!r} already exists")
         try:
             tx.execute(
-                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?)",
-                (user_id, name, mail, display_name.strip() or name, time.time()),
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    user_id,
+                    name,
+                    mail,
+                    display_name.strip() or name,
+                    int(disabled),
+                    time.time() if created_at is None else created_at,
+                ),
             )
         except IntegrityViolation:
             raise Conflict(f"a user named {name!r} already exists") from None
         self._set_groups(tx, user_id, groups)
         return user_id
 
-    def ensure_group(self, tx: Transaction, name: str) -> None:
-        """Create the group inside the caller's transaction unless it exists."""
-        if tx.fetchone("SELECT 1 FROM groups WHERE name = ?", (name,)) is None:
-            tx.execute(
-                "INSERT INTO groups (id, name, created_at) VALUES (?, ?, ?)",
-                (str(uuid.uuid4()), _check_group(name), time.time()),
-            )
+    def ensure_group(self, tx: Transaction, name: str) -> str:
+        """Create the group inside the caller's transaction unless it exists; return its id."""
+        row = tx.fetchone("SELECT id FROM groups WHERE name = ?", (name,))
+        if row is not None:
+            return str(row[0])
+        group_id = str(uuid.uuid4())
+        tx.execute(
+            "INSERT INTO groups (id, name, created_at) VALUES (?, ?, ?)",
+            (group_id, _check_group(name), time.time()),
+        )
+        return group_id
 
     def get_user(self, user_id: str) -> User:
         with self._db.transaction() as tx:

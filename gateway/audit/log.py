@@ -18,7 +18,7 @@ from typing import Any, Literal, TypedDict, Unpack
 
 from gateway.audit.geoip import GeoIP
 from gateway.core.errors import InvalidInput, StorageError
-from gateway.storage.db import Database
+from gateway.storage.db import Database, Transaction
 
 log = logging.getLogger("passgate.audit")
 
@@ -160,26 +160,32 @@ class AuditLog:
             reason=reason,
             details=facts,
         )
-        self._db.execute(
+        with self._db.transaction() as tx:
+            self.insert(tx, entry)
+        self._prune_if_due()
+        return entry
+
+    @staticmethod
+    def insert(tx: Transaction, entry: AuditEvent) -> None:
+        """Write one event inside the caller's transaction (an import and its history)."""
+        tx.execute(
             "INSERT INTO audit_log (id, at, event, success, actor_kind, actor_id, actor_name, "
             "ip, user_agent, user_id, reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.id,
                 entry.at,
-                event,
-                int(success),
-                actor.kind,
-                actor.id,
-                actor.name,
-                actor.ip,
-                actor.user_agent[:512],
-                user_id,
-                reason,
-                json.dumps(entry.details, sort_keys=True),
+                entry.event,
+                int(entry.success),
+                entry.actor.kind,
+                entry.actor.id,
+                entry.actor.name,
+                entry.actor.ip,
+                entry.actor.user_agent[:512],
+                entry.user_id,
+                entry.reason,
+                json.dumps(dict(entry.details), sort_keys=True),
             ),
         )
-        self._prune_if_due()
-        return entry
 
     def record_or_log(
         self,

@@ -8,12 +8,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.audit.log import CLI, AuditFilters
-from gateway.cli import import_tinyauth
+from gateway.cli import import_pocket_id, import_tinyauth
 from gateway.cli.running import with_services
 from gateway.core.errors import InvalidInput
 from gateway.core.settings import Settings
@@ -202,21 +203,27 @@ def add_archive_commands(sub: Subparsers) -> None:
     export.set_defaults(func=cmd_export)
     restore = sub.add_parser(
         "import",
-        help="restore an archive into an empty database",
+        help="restore an archive into an empty database (or import from another provider)",
         allow_abbrev=False,
         parents=[_ARCHIVE_OPTIONS],
     )
     restore.add_argument(
         "file",
         help="archive made by passgate export; or `tinyauth` to convert Tinyauth's configuration "
-        "(`passgate import tinyauth --help`)",
+        "(`passgate import tinyauth --help`); or `pocket-id` to bring a Pocket-ID's data over "
+        "(`passgate import pocket-id --help`)",
     )
     # --- import-tinyauth: `passgate import SOURCE ...` hands the rest to that importer.
     restore.add_argument("source_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     restore.set_defaults(func=cmd_import_any)
 
 
-IMPORT_SOURCES = {"tinyauth": import_tinyauth.run}
+# What follows `passgate import SOURCE`, and the settings (an importer that writes needs them).
+ImportSource = Callable[[Sequence[str], Settings], int]
+IMPORT_SOURCES: dict[str, ImportSource] = {
+    "tinyauth": lambda argv, _settings: import_tinyauth.run(argv),  # converts files only
+    "pocket-id": import_pocket_id.run,  # import-pocket-id
+}
 
 
 def cmd_import_any(args: argparse.Namespace, settings: Settings) -> int:
@@ -227,4 +234,4 @@ def cmd_import_any(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_import(args, settings)
     if args.replace or args.passphrase_env:
         raise InvalidInput(f"--replace and --passphrase-env are for archives, not {args.file}")
-    return importer(args.source_args)
+    return importer(args.source_args, settings)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import bcrypt
+
 from gateway.core.crypto import SecretBox, hash_token, tokens_equal
 from gateway.core.errors import Conflict, InvalidInput, NotFound, PassgateError
 from gateway.oidc.clients import (
@@ -189,6 +191,27 @@ class ClientService:
         except IntegrityViolation:
             raise taken from None
         return self.get(client.client_id), secret
+
+    def insert(self, tx: Transaction, client: OidcClient) -> OidcClient:
+        """Store a client as given (its id, secrets, timestamps) inside the caller's transaction:
+        imports from another provider. InvalidInput for bad values, Conflict for a taken id."""
+        checked = validated(client)
+        if tx.fetchone("SELECT 1 FROM oidc_clients WHERE client_id = ?", (checked.client_id,)):
+            raise Conflict(f"a client with id {checked.client_id!r} already exists")
+        self._insert(tx, checked)
+        return checked
+
+    @staticmethod
+    def insert_logo(tx: Transaction, client_id: str, image: bytes) -> None:
+        """Store a logo inside the caller's transaction (imports); InvalidInput unless PNG/JPEG
+        of at most LOGO_MAX_BYTES."""
+        content_type = logo_type(image)
+        encoded = b64encode(image).decode("ascii")
+        tx.execute(
+            "INSERT INTO oidc_client_logos (client_id, content_type, image, etag, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (client_id, content_type, encoded, hash_token(encoded)[:32], time.time()),
+        )
 
     def get(self, client_id: str) -> OidcClient:
         """The client with that id; NotFound otherwise."""
@@ -396,10 +419,16 @@ class ClientService:
         digest = hash_token(secret)
         matched = None
         for candidate in client.secrets:
-            if tokens_equal(digest, candidate.secret_hash) and matched is None:
+            if _secret_matches(secret, digest, candidate.secret_hash) and matched is None:
                 matched = candidate
         if client.public or matched is None:
             raise SecretRefused("the client secret is wrong", "wrong", client.client_id)
+        if matched.secret_hash.startswith(IMPORTED_BCRYPT_PREFIX):
+            # Imported from Pocket-ID: re-hashed on first use into Passgate's own storage.
+            self._db.execute(
+                "UPDATE oidc_client_secrets SET secret_hash = ? WHERE id = ?", (digest, matched.id)
+            )
+            matched = dataclasses.replace(matched, secret_hash=digest)
         now = time.time()
         state = matched.state(now)
         if state == "revoked":
@@ -624,6 +653,23 @@ def logo_type(image: bytes) -> str:
     if b"<svg" in image[:1024].lower():
         raise InvalidInput("SVG logos are not accepted (they can carry script): use PNG or JPEG")
     raise InvalidInput("the logo must be a PNG or JPEG image")
+
+
+# imports (issue 14) ---------------------------------------------------------------------------
+IMPORTED_BCRYPT_PREFIX = "bcrypt:"  # a marker: the rest is another provider's bcrypt hash
+
+
+def _secret_matches(secret: str, digest: str, stored: str) -> bool:
+    """Whether `secret` is the stored one: sha256 hex compared in constant time, or an imported
+    bcrypt hash checked by bcrypt (which compares in constant time itself)."""
+    if not stored.startswith(IMPORTED_BCRYPT_PREFIX):
+        return tokens_equal(digest, stored)
+    try:
+        return bcrypt.checkpw(
+            secret.encode("utf-8"), stored[len(IMPORTED_BCRYPT_PREFIX) :].encode("ascii")
+        )
+    except ValueError:  # not a bcrypt hash after all, or a secret longer than bcrypt takes
+        return False
 
 
 def _new_secret(name: str, digest: str, now: float, expires_at: float | None) -> ClientSecret:

@@ -8,7 +8,7 @@ import re
 
 from gateway.accounts.users import UserService
 from gateway.core.errors import InvalidInput
-from gateway.storage.db import Database
+from gateway.storage.db import Database, Transaction
 
 RESERVED = frozenset(
     {
@@ -41,6 +41,16 @@ RESERVED = frozenset(
 _CLAIM = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 
 
+def check_claim(claim: str, value: str) -> None:
+    """InvalidInput unless `claim` may be set to `value`."""
+    if not _CLAIM.match(claim):
+        raise InvalidInput(f"claim name {claim!r} must be 1-64 letters, digits, _ . : -")
+    if claim in RESERVED:
+        raise InvalidInput(f"{claim!r} is a standard claim and cannot be set")
+    if len(value) > 1000:
+        raise InvalidInput("a claim value may be at most 1000 characters")
+
+
 class CustomClaims:
     def __init__(self, db: Database, users: UserService) -> None:
         self._db = db
@@ -56,23 +66,24 @@ class CustomClaims:
         raise InvalidInput(f"{subject!r} must be user:NAME or group:NAME")
 
     def set(self, subject: str, claim: str, value: str) -> None:
-        if not _CLAIM.match(claim):
-            raise InvalidInput(f"claim name {claim!r} must be 1-64 letters, digits, _ . : -")
-        if claim in RESERVED:
-            raise InvalidInput(f"{claim!r} is a standard claim and cannot be set")
-        if len(value) > 1000:
-            raise InvalidInput("a claim value may be at most 1000 characters")
         kind, subject_id = self._subject(subject)
         with self._db.transaction() as tx:
-            tx.execute(
-                "DELETE FROM custom_claims WHERE subject_type = ? AND subject_id = ? AND claim = ?",
-                (kind, subject_id, claim),
-            )
-            tx.execute(
-                "INSERT INTO custom_claims (subject_type, subject_id, claim, value) "
-                "VALUES (?, ?, ?, ?)",
-                (kind, subject_id, claim, value),
-            )
+            self.put(tx, kind, subject_id, claim, value)
+
+    @staticmethod
+    def put(tx: Transaction, kind: str, subject_id: str, claim: str, value: str) -> None:
+        """Set a claim of a user or group (by id) inside the caller's transaction (imports).
+        InvalidInput for a bad name, a standard claim or a too long value."""
+        check_claim(claim, value)
+        tx.execute(
+            "DELETE FROM custom_claims WHERE subject_type = ? AND subject_id = ? AND claim = ?",
+            (kind, subject_id, claim),
+        )
+        tx.execute(
+            "INSERT INTO custom_claims (subject_type, subject_id, claim, value) "
+            "VALUES (?, ?, ?, ?)",
+            (kind, subject_id, claim, value),
+        )
 
     def unset(self, subject: str, claim: str) -> None:
         kind, subject_id = self._subject(subject)

@@ -14,7 +14,8 @@ from typing import Any
 from joserfc.jwk import ECKey, KeyParameters, RSAKey
 
 from gateway.core.crypto import SecretBox
-from gateway.storage.db import Database
+from gateway.core.errors import Conflict, InvalidInput
+from gateway.storage.db import Database, Transaction
 
 ALGORITHMS = ("RS256", "ES256")
 RETIRED_PUBLISH_SECONDS = 2 * 86400  # longer than any ID/access token lifetime (max 1 day)
@@ -60,6 +61,28 @@ class SigningKeys:
             (kid, alg, encrypted, time.time()),
         )
         return kid
+
+    def adopt(self, tx: Transaction, key: Key) -> None:
+        """Make another provider's private key (with its kid) the active key of its algorithm,
+        inside the caller's transaction, so tokens it signed keep verifying (imports). The key
+        it replaces is retired and stays published like a rotated one. InvalidInput for a key
+        of an algorithm Passgate does not sign with, or without a kid."""
+        alg = "RS256" if isinstance(key, RSAKey) else "ES256"
+        kid = key.kid
+        if not kid or (isinstance(key, ECKey) and key.curve_name != "P-256"):
+            raise InvalidInput("only RSA and P-256 signing keys with a key id can be adopted")
+        if tx.fetchone("SELECT 1 FROM signing_keys WHERE kid = ?", (kid,)):
+            raise Conflict(f"a signing key with kid {kid!r} already exists")
+        now = time.time()
+        tx.execute(
+            "UPDATE signing_keys SET retired_at = ? WHERE alg = ? AND retired_at IS NULL",
+            (now, alg),
+        )
+        pem = _load(alg, kid, key.as_pem(private=True)).as_pem(private=True)
+        tx.execute(
+            "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES (?, ?, ?, ?)",
+            (kid, alg, self._box.encrypt(pem), now),
+        )
 
     def rotate(self) -> list[str]:
         """Add a new key per algorithm and retire the old ones; return the new kids."""

@@ -1,12 +1,10 @@
 """Fixtures for the OIDC tests: a real Passgate as identity provider with headless Chromium
-(`idp`), npm's openid-client installed (`openid_client`), and the provider in-process (`op`)
-with a user to sign in (`alice`)."""
+(`idp`), and the provider in-process (`op`) with a user to sign in (`alice`). npm's
+openid-client (`openid_client`) is installed by tests/conftest.py, for the import tests too."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -14,8 +12,7 @@ from playwright.sync_api import Browser, sync_playwright
 from gateway.accounts.users import User
 from gateway.services import Services
 from tests.browser import CHROMIUM_FLAGS, DOMAIN
-from tests.conftest import PassgateProcess, exclusive, free_port, require_binary
-from tests.oidc import node_rp
+from tests.conftest import PassgateProcess, free_port, require_binary
 from tests.oidc.in_process import Op
 
 
@@ -52,16 +49,3 @@ def alice(services: Services) -> User:
     return services.users.create_user(
         "alice", display_name="Alice Liddell", email="alice@example.com", groups=("family",)
     )
-
-
-@pytest.fixture(scope="session")
-def openid_client() -> Path:
-    """tests/rp_node with its locked npm dependencies installed (node_modules is not committed)."""
-    npm = require_binary("npm", "apt-get install -y nodejs npm")
-    require_binary("node", "apt-get install -y nodejs")
-    with exclusive("npm-ci"):  # one worker installs; the others wait for it, then find it there
-        if not node_rp.installed():
-            subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"], cwd=node_rp.RP_DIR, check=True, timeout=300
-            )
-    return node_rp.RP_DIR
