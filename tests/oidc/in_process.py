@@ -69,13 +69,14 @@ class Client:
     """A synchronous HTTP client for the in-process app that keeps its cookies, as a browser
     (or an app's back end) would; redirects are left for the test to look at."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, ip: str = "127.0.0.1") -> None:
         self.app = app
+        self.ip = ip  # the address the app sees the requests come from
         self.cookies = httpx.Cookies()
 
     def request(self, method: str, url: str, **options: Any) -> httpx.Response:
         async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app, client=("127.0.0.1", 1))
+            transport = httpx.ASGITransport(app=self.app, client=(self.ip, 1))
             async with httpx.AsyncClient(
                 transport=transport, base_url=APP, cookies=self.cookies
             ) as http:

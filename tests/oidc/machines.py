@@ -10,42 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from starlette.types import ASGIApp
 
 from gateway.accounts.users import User
 from gateway.services import Services
 from gateway.web.app import create_app
+from tests.oidc.in_process import APP, Client
 
-APP = "https://auth.example.com"
 CALLBACK = "https://tv.example.com/callback"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-
-class Http:
-    """A synchronous client for the in-process app that keeps its cookies."""
-
-    def __init__(self, app: ASGIApp, ip: str) -> None:
-        self.app = app
-        self.ip = ip
-        self.cookies = httpx.Cookies()
-
-    def request(self, method: str, url: str, **options: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app, client=(self.ip, 1))
-            async with httpx.AsyncClient(
-                transport=transport, base_url=APP, cookies=self.cookies
-            ) as http:
-                response = await http.request(method, url, **options)
-                self.cookies = http.cookies
-                return response
-
-        return asyncio.run(send())
-
-    def get(self, url: str, **options: Any) -> httpx.Response:
-        return self.request("GET", url, **options)
-
-    def post(self, url: str, **options: Any) -> httpx.Response:
-        return self.request("POST", url, **options)
 
 
 @dataclass(frozen=True)
@@ -68,8 +40,8 @@ class Gateway:
     def __init__(self, services: Services, ip: str = "198.51.100.7") -> None:
         self.services = services
         self.app = create_app(services)
-        self.browser = Http(self.app, ip)
-        self.backend = Http(self.app, "203.0.113.9")
+        self.browser = Client(self.app, ip)
+        self.backend = Client(self.app, "203.0.113.9")
 
     def client(self, public: bool = False, **settings: Any) -> App:
         client, secret = self.services.clients.create(
