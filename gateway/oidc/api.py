@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.accounts.users import User
-from gateway.audit.log import Actor
+from gateway.audit.log import Actor, DetailValue
 from gateway.core import metrics
 from gateway.core.crypto import tokens_equal
 from gateway.oidc.claims import amr_for
@@ -57,6 +57,7 @@ from gateway.oidc.response_modes import (
 )
 from gateway.oidc.server import (
     CONFIDENTIAL_AUTH,
+    GRANT_NAMES,
     SCOPES,
     InvalidDpopProofError,
     OidcServer,
@@ -130,13 +131,7 @@ def discovery(request: Request) -> Response:
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": list(RESPONSE_MODES),
-        "grant_types_supported": [
-            "authorization_code",
-            "refresh_token",
-            # machine and TV grants
-            "client_credentials",
-            "urn:ietf:params:oauth:grant-type:device_code",
-        ],
+        "grant_types_supported": list(GRANT_NAMES),  # every grant_type the server takes
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "token_endpoint_auth_methods_supported": [*CONFIDENTIAL_AUTH, "none"],
@@ -424,25 +419,36 @@ async def _to_reauth(request: Request, query: list[tuple[str, str]]) -> Response
     return response
 
 
-async def _consented_implicitly(
-    request: Request, client: OidcClient, user: User, wanted: set[str]
+async def _answer_consent(
+    request: Request,
+    client: OidcClient,
+    user: User,
+    wanted: set[str],
+    allowed: bool,
+    implicit: bool = False,
 ) -> None:
-    """A skip-consent client: record the consent the page would have asked for, and audit it."""
-    await run_in_threadpool(
-        services_of(request).oauth.grant_consent, user.id, client.client_id, wanted
-    )
+    """Audit the user's answer to the consent question and, if they allowed it, record the
+    consent. `implicit`: a skip-consent client, whose page was never shown."""
+    details: dict[str, DetailValue] = {
+        "client_id": client.client_id,
+        "client_name": client.name,
+        "scope": " ".join(sorted(wanted)),
+    }
+    if implicit:
+        details["implicit"] = True  # the client is trusted (skip consent): no page was shown
     await record_event(
         request,
         "consent_given",
         actor=actor_of(request, user.id, user.username),
         user_id=user.id,
-        details={
-            "client_id": client.client_id,
-            "client_name": client.name,
-            "scope": " ".join(sorted(wanted)),
-            "implicit": True,  # the client is trusted (skip consent): no page was shown
-        },
+        success=allowed,
+        reason="" if allowed else "declined by the user",
+        details=details,
     )
+    if allowed:
+        await run_in_threadpool(
+            services_of(request).oauth.grant_consent, user.id, client.client_id, wanted
+        )
 
 
 async def authorize(request: Request) -> Response:
@@ -511,7 +517,7 @@ async def authorize(request: Request) -> Response:
         services.oauth.consented_scope, principal.user.id, client.client_id
     )
     if client.skip_consent and "consent" not in prompts and not wanted <= granted:
-        await _consented_implicitly(request, client, principal.user, wanted)
+        await _answer_consent(request, client, principal.user, wanted, True, implicit=True)
     elif "consent" in prompts or not wanted <= granted:
         if silent:
             return await _send_back(request, oauth, grant, ConsentRequiredError(), pushed)
@@ -609,21 +615,7 @@ async def authorize_decision(request: Request) -> Response:
         return await _to_reauth(request, query)  # the consent page sat open too long
     wanted = set(scope_to_list(grant.request.payload.scope or "") or [])
     allowed = form.get("decision") == "allow"
-    await record_event(
-        request,
-        "consent_given",
-        actor=actor_of(request, user.id, user.username),
-        user_id=user.id,
-        success=allowed,
-        reason="" if allowed else "declined by the user",
-        details={
-            "client_id": client.client_id,
-            "client_name": client.name,
-            "scope": " ".join(sorted(wanted)),
-        },
-    )
-    if allowed:
-        await run_in_threadpool(services.oauth.grant_consent, user.id, client.client_id, wanted)
+    await _answer_consent(request, client, user, wanted, allowed)
     return await _to_app(
         request,
         oauth,
