@@ -58,10 +58,6 @@ def validate_email(email: str) -> str:
 
 def validate_group_name(name: str) -> str:
     """The group name, stripped; InvalidInput unless 1-64 letters, digits, . _ -."""
-    return _check_group(name)
-
-
-def _check_group(name: str) -> str:
     value = name.strip()
     if not _GROUP.match(value):
         raise InvalidInput(f"group name {name!r} must be 1-64 characters: letters, digits, . _ -")
@@ -138,7 +134,7 @@ class UserService:
         group_id = str(uuid.uuid4())
         tx.execute(
             "INSERT INTO groups (id, name, created_at) VALUES (?, ?, ?)",
-            (group_id, _check_group(name), time.time()),
+            (group_id, validate_group_name(name), time.time()),
         )
         return group_id
 
@@ -212,7 +208,7 @@ class UserService:
     # groups ----------------------------------------------------------------------------------
 
     def create_group(self, name: str) -> Group:
-        group = _check_group(name)
+        group = validate_group_name(name)
         try:
             self._db.execute(
                 "INSERT INTO groups (id, name, created_at) VALUES (?, ?, ?)",
@@ -240,7 +236,7 @@ class UserService:
 
     def rename_group(self, name: str, new_name: str) -> Group:
         group = self.get_group(name)
-        new = _check_group(new_name)
+        new = validate_group_name(new_name)
         try:
             self._db.execute("UPDATE groups SET name = ? WHERE id = ?", (new, group.id))
         except IntegrityViolation:

@@ -26,7 +26,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from gateway.accounts.users import _check_group
+from gateway.accounts.users import validate_group_name
 from gateway.core.crypto import hash_token
 from gateway.core.errors import InvalidInput, PassgateError
 from gateway.forward_auth.rules import _StrictLoader, _yaml_problem
@@ -482,7 +482,7 @@ def validated(client: OidcClient) -> OidcClient:
         validate_redirect_uri(u, wild, "post-logout redirect URI")
         for u in client.post_logout_redirect_uris
     )
-    groups = tuple(dict.fromkeys(_check_group(g) for g in client.allowed_groups))
+    groups = tuple(dict.fromkeys(validate_group_name(g) for g in client.allowed_groups))
     if client.id_token_alg not in ID_TOKEN_ALGS:
         raise InvalidInput(f"id_token_alg {client.id_token_alg!r} must be RS256 or ES256")
     grants, machine_scopes = _check_grants(client)
